@@ -1,0 +1,1 @@
+//! Test extension module (issue 7).

@@ -1,0 +1,299 @@
+//! Element types: the Rust types a buffer's items can be read as.
+//!
+//! | format (this machine, little-endian LP64) | Rust element |
+//! |---|---|
+//! | `?` | `bool` (bytes other than 0/1 are refused, never read as `bool`) |
+//! | `b` `h` `i` `q`, `l` `n` (native size) | `i8` `i16` `i32` `i64`, `i64` `isize` |
+//! | `B` `H` `I` `Q`, `L` `N` (native size) | `u8` `u16` `u32` `u64`, `u64` `usize` |
+//! | `<l` `=l` `>l` `!l` (standard size) | `i32`, `i32`, [`be::I32`], [`be::I32`] |
+//! | `c` | `u8` |
+//! | `e` `f` `d` | `half::f16` `f32` `f64` |
+//! | `Zf` `Zd` | `Complex<f32>` `Complex<f64>` |
+//! | `>d`, `!d` (big-endian) | [`be::F64`] (align 1: also reads misaligned data) |
+//! | `<d` unaligned | [`le::F64`] or `zerocopy::Unalign<f64>` |
+//! | `3d`, `(2,3)d` | `[f64; 3]`, `[[f64; 3]; 2]` or `[f64; 6]` |
+//! | `5s` | `[u8; 5]` |
+//! | `P` | `usize` |
+//! | `T{...}` | a `#[repr(C)]` struct with `#[derive(pybuf::Element)]` |
+
+use crate::format::{Endian, ItemLayout, Scalar, ScalarKind};
+
+/// A Rust type whose values can be read from (and written to) buffer memory bytewise.
+///
+/// # Safety
+///
+/// Implementing this trait promises, for `T: Element`:
+/// - `T::layout().size == size_of::<T>()` and `T::layout().align == align_of::<T>()`;
+/// - `T::layout()` describes exactly how a value of `T` is laid out in memory (scalar kinds,
+///   byte order, sub-arrays, field offsets), so that memory matching the layout holds the
+///   value Python means;
+/// - every byte pattern of `size_of::<T>()` bytes for which [`Element::is_valid`] returns
+///   `true` is a valid `T`, and if [`Element::ALWAYS_VALID`] is `true`, every byte pattern is
+///   (so `T` has no invalid values, no references and no padding whose reading matters);
+/// - `T` has no drop glue and no interior mutability (it is `Copy`).
+pub unsafe trait Element: Copy + Send + Sync + 'static {
+    /// Whether every byte pattern is a valid `T` (false for `bool` and records holding one).
+    const ALWAYS_VALID: bool = true;
+
+    /// The item this type's memory holds.
+    fn layout() -> ItemLayout;
+
+    /// Whether `bytes` (exactly `size_of::<T>()` of them) hold a valid `T`.
+    fn is_valid(bytes: &[u8]) -> bool {
+        let _ = bytes;
+        true
+    }
+
+    /// The name used in messages (`f64`, `Complex<f32>`, `be::F64`).
+    fn type_name() -> String {
+        short_type_name(std::any::type_name::<Self>())
+    }
+}
+
+/// Strips module paths from a type name: `num_complex::Complex<f32>` → `Complex<f32>`.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            out.push_str(segment.rsplit("::").next().unwrap_or(""));
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(segment.rsplit("::").next().unwrap_or(""));
+    out
+}
+
+macro_rules! native_scalar {
+    ($($t:ty => $kind:expr),* $(,)?) => {$(
+        // SAFETY: a native scalar of the stated kind, whose size and alignment are the type's
+        // own; every bit pattern of an integer, float or complex of floats is a valid value.
+        unsafe impl Element for $t {
+            fn layout() -> ItemLayout {
+                ItemLayout::scalar(Scalar::native($kind), std::mem::align_of::<$t>())
+            }
+        }
+    )*};
+}
+
+native_scalar! {
+    i8 => ScalarKind::I8,
+    u8 => ScalarKind::U8,
+    i16 => ScalarKind::I16,
+    u16 => ScalarKind::U16,
+    i32 => ScalarKind::I32,
+    u32 => ScalarKind::U32,
+    i64 => ScalarKind::I64,
+    u64 => ScalarKind::U64,
+    f32 => ScalarKind::F32,
+    f64 => ScalarKind::F64,
+}
+
+#[cfg(target_pointer_width = "64")]
+native_scalar! { isize => ScalarKind::I64, usize => ScalarKind::U64 }
+#[cfg(target_pointer_width = "32")]
+native_scalar! { isize => ScalarKind::I32, usize => ScalarKind::U32 }
+
+#[cfg(feature = "half")]
+native_scalar! { half::f16 => ScalarKind::F16 }
+
+#[cfg(feature = "complex")]
+native_scalar! {
+    num_complex::Complex<f32> => ScalarKind::ComplexF32,
+    num_complex::Complex<f64> => ScalarKind::ComplexF64,
+}
+
+#[cfg(all(feature = "complex", feature = "half"))]
+native_scalar! { num_complex::Complex<half::f16> => ScalarKind::ComplexF16 }
+
+// SAFETY: `bool` is one byte with alignment 1; only 0 and 1 are valid, which `is_valid`
+// checks and `ALWAYS_VALID = false` makes every reader call.
+unsafe impl Element for bool {
+    const ALWAYS_VALID: bool = false;
+
+    fn layout() -> ItemLayout {
+        ItemLayout::scalar(Scalar::native(ScalarKind::Bool), 1)
+    }
+
+    fn is_valid(bytes: &[u8]) -> bool {
+        bytes[0] <= 1
+    }
+}
+
+// SAFETY: `[T; N]` is N values of T back to back with T's alignment and no padding between
+// them (T's size is a multiple of its alignment); valid exactly when every element is.
+unsafe impl<T: Element, const N: usize> Element for [T; N] {
+    const ALWAYS_VALID: bool = T::ALWAYS_VALID;
+
+    fn layout() -> ItemLayout {
+        ItemLayout::array(vec![N], T::layout())
+    }
+
+    fn is_valid(bytes: &[u8]) -> bool {
+        T::ALWAYS_VALID
+            || bytes
+                .chunks_exact(std::mem::size_of::<T>())
+                .all(|chunk| T::is_valid(chunk))
+    }
+
+    fn type_name() -> String {
+        format!("[{}; {N}]", T::type_name())
+    }
+}
+
+// SAFETY: `Unalign<T>` has T's size and bytes with alignment 1 (zerocopy guarantees
+// `#[repr(C, packed)]`), so T's layout with `align = 1` describes it; validity is T's.
+unsafe impl<T: Element> Element for zerocopy::Unalign<T> {
+    const ALWAYS_VALID: bool = T::ALWAYS_VALID;
+
+    fn layout() -> ItemLayout {
+        ItemLayout {
+            align: 1,
+            ..T::layout()
+        }
+    }
+
+    fn is_valid(bytes: &[u8]) -> bool {
+        T::is_valid(bytes)
+    }
+
+    fn type_name() -> String {
+        format!("Unalign<{}>", T::type_name())
+    }
+}
+
+/// Maps zerocopy's byte-order marker types to [`Endian`].
+pub trait KnownByteOrder: zerocopy::byteorder::ByteOrder + Send + Sync + 'static {
+    /// The byte order.
+    const ENDIAN: Endian;
+}
+
+impl KnownByteOrder for zerocopy::byteorder::BigEndian {
+    const ENDIAN: Endian = Endian::Big;
+}
+
+impl KnownByteOrder for zerocopy::byteorder::LittleEndian {
+    const ENDIAN: Endian = Endian::Little;
+}
+
+macro_rules! byte_order_scalar {
+    ($($t:ident => $kind:expr),* $(,)?) => {$(
+        // SAFETY: zerocopy's byte-order types are `[u8; N]` wrappers with alignment 1 that
+        // hold the value in the byte order `O`, as the layout states; every bit pattern is
+        // valid.
+        unsafe impl<O: KnownByteOrder> Element for zerocopy::byteorder::$t<O> {
+            fn layout() -> ItemLayout {
+                ItemLayout::scalar(Scalar::new($kind, O::ENDIAN), 1)
+            }
+
+            fn type_name() -> String {
+                let module = match O::ENDIAN {
+                    Endian::Big => "be",
+                    Endian::Little => "le",
+                };
+                format!("{module}::{}", stringify!($t))
+            }
+        }
+    )*};
+}
+
+byte_order_scalar! {
+    I16 => ScalarKind::I16,
+    U16 => ScalarKind::U16,
+    I32 => ScalarKind::I32,
+    U32 => ScalarKind::U32,
+    I64 => ScalarKind::I64,
+    U64 => ScalarKind::U64,
+    F32 => ScalarKind::F32,
+    F64 => ScalarKind::F64,
+}
+
+macro_rules! byte_order_module {
+    ($(#[$doc:meta])* $name:ident, $order:ty) => {
+        $(#[$doc])*
+        pub mod $name {
+            /// 16-bit signed integer.
+            pub type I16 = zerocopy::byteorder::I16<$order>;
+            /// 16-bit unsigned integer.
+            pub type U16 = zerocopy::byteorder::U16<$order>;
+            /// 32-bit signed integer.
+            pub type I32 = zerocopy::byteorder::I32<$order>;
+            /// 32-bit unsigned integer.
+            pub type U32 = zerocopy::byteorder::U32<$order>;
+            /// 64-bit signed integer.
+            pub type I64 = zerocopy::byteorder::I64<$order>;
+            /// 64-bit unsigned integer.
+            pub type U64 = zerocopy::byteorder::U64<$order>;
+            /// IEEE 754 binary32.
+            pub type F32 = zerocopy::byteorder::F32<$order>;
+            /// IEEE 754 binary64.
+            pub type F64 = zerocopy::byteorder::F64<$order>;
+        }
+    };
+}
+
+byte_order_module! {
+    /// Big-endian element types (formats `'>d'`, `'!i'`, numpy `'>f8'`), alignment 1.
+    ///
+    /// ```
+    /// let x = pybuf::be::F64::new(1.5);
+    /// assert_eq!(x.get(), 1.5);
+    /// ```
+    be, zerocopy::byteorder::BigEndian
+}
+
+byte_order_module! {
+    /// Little-endian element types with alignment 1: read `'<d'` data at any address.
+    le, zerocopy::byteorder::LittleEndian
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_alignments_agree_with_rust() {
+        fn check<T: Element>() {
+            let l = T::layout();
+            assert_eq!(l.size, std::mem::size_of::<T>(), "{}", T::type_name());
+            assert_eq!(l.align, std::mem::align_of::<T>(), "{}", T::type_name());
+        }
+        check::<i8>();
+        check::<u64>();
+        check::<isize>();
+        check::<bool>();
+        check::<f64>();
+        check::<[f32; 3]>();
+        check::<[[u16; 2]; 5]>();
+        check::<be::F64>();
+        check::<le::I32>();
+        check::<zerocopy::Unalign<f64>>();
+        #[cfg(feature = "half")]
+        check::<half::f16>();
+        #[cfg(feature = "complex")]
+        check::<num_complex::Complex<f64>>();
+    }
+
+    #[test]
+    fn type_names_are_short() {
+        assert_eq!(<f64 as Element>::type_name(), "f64");
+        assert_eq!(<be::F64 as Element>::type_name(), "be::F64");
+        assert_eq!(<[u8; 4] as Element>::type_name(), "[u8; 4]");
+        #[cfg(feature = "complex")]
+        assert_eq!(
+            <num_complex::Complex<f32> as Element>::type_name(),
+            "Complex<f32>"
+        );
+    }
+
+    #[test]
+    fn bool_validity() {
+        assert!(bool::is_valid(&[0]));
+        assert!(bool::is_valid(&[1]));
+        assert!(!bool::is_valid(&[2]));
+        assert!(!<[bool; 2]>::is_valid(&[1, 7]));
+    }
+}

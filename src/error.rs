@@ -1,0 +1,403 @@
+//! The one error type of pybuf, and how each variant becomes a Python exception.
+//!
+//! Every message says what was expected and what was found. The Python exception follows the
+//! usual conventions: `TypeError` for element-type and dimension mismatches, `BufferError`
+//! for exporter refusals, read-only buffers, borrow conflicts and layouts that cannot be
+//! viewed without a copy, `ValueError` for length mismatches in copies and invalid values,
+//! `IndexError` for out-of-bounds indices.
+
+use std::fmt;
+
+use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
+use pyo3::PyErr;
+
+use crate::format::{shape_tuple, Endian, FormatError};
+
+/// What a buffer turned out to be, for the "found" half of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The exporter's type name (`numpy.ndarray`, `bytes`, ...).
+    pub type_name: String,
+    /// The exporter's format string, verbatim (`'B'` when it gave none).
+    pub format: String,
+    /// A description of the parsed item (`float32`, `big-endian float64`), if it parsed.
+    pub item: Option<String>,
+    /// The buffer's shape.
+    pub shape: Vec<usize>,
+}
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} buffer of format '{}'",
+            dims_word(self.shape.len()),
+            self.format
+        )?;
+        if let Some(item) = &self.item {
+            write!(f, " ({item})")?;
+        }
+        write!(f, " with shape {}", shape_or_scalar(&self.shape))?;
+        write!(f, " from '{}'", self.type_name)
+    }
+}
+
+/// What the caller asked for, for the "expected" half of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The Rust element type (`f64`, `Complex<f32>`, `my_crate::Point`).
+    pub type_name: String,
+    /// Its canonical format (`'d'`, `'Zf'`, `'T{<i:x:<i:y:}'`).
+    pub format: String,
+    /// The number of dimensions, or `None` for any ([`IxDyn`](ndarray::IxDyn)).
+    pub ndim: Option<usize>,
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ndim {
+            Some(n) => write!(f, "a {} buffer", dims_word(n))?,
+            None => write!(f, "a buffer")?,
+        }
+        write!(f, " of {} (format '{}')", self.type_name, self.format)
+    }
+}
+
+/// Shared or exclusive access, for borrow conflicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A read borrow (`read()`, `with`, copies out, `item`).
+    Shared,
+    /// A write borrow (`write()`, `with_mut`, copies in, `set_item`).
+    Exclusive,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::Shared => "shared (read)",
+            Access::Exclusive => "exclusive (write)",
+        })
+    }
+}
+
+/// Everything that can go wrong between a Python object and a typed view of its memory.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The object does not support the buffer protocol at all. (`TypeError`)
+    NotABuffer {
+        /// The object's type name.
+        type_name: String,
+    },
+    /// The exporter refused the request (`PyObject_GetBuffer` failed). (`BufferError`, with
+    /// the exporter's own exception as `__cause__`)
+    Refused {
+        /// The object's type name.
+        type_name: String,
+        /// Whether a writable buffer was requested.
+        writable: bool,
+        /// The exporter's exception.
+        cause: PyErr,
+    },
+    /// A write was requested but the buffer is read-only. (`BufferError`)
+    ReadOnly {
+        /// The object's type name.
+        type_name: String,
+    },
+    /// The exporter's format string is not valid PEP 3118. (`BufferError`)
+    Format {
+        /// The object's type name.
+        type_name: String,
+        /// The parse error (with position and expectation).
+        error: FormatError,
+    },
+    /// The items are of another type than the element type. (`TypeError`)
+    ElementType {
+        /// What the caller asked for.
+        expected: Expected,
+        /// What the buffer is.
+        found: Found,
+    },
+    /// Same element type, other byte order (for example `'>d'` read as `f64`). (`TypeError`)
+    ByteOrder {
+        /// What the caller asked for.
+        expected: Expected,
+        /// What the buffer is.
+        found: Found,
+        /// The data's byte order.
+        data: Endian,
+    },
+    /// The exporter's `itemsize` disagrees with the size its format describes. (`BufferError`)
+    ItemSize {
+        /// The exporter's format string.
+        format: String,
+        /// The size the format describes.
+        format_size: usize,
+        /// The exporter's `itemsize`.
+        itemsize: usize,
+    },
+    /// Wrong number of dimensions. (`TypeError`)
+    Dimensions {
+        /// What the caller asked for.
+        expected: Expected,
+        /// What the buffer is.
+        found: Found,
+    },
+    /// The exporter described a layout that is impossible or too large to address: negative
+    /// shape, `shape × stride` overflow, `ndim` above 64, NULL data with a non-zero length...
+    /// (`BufferError`)
+    InvalidLayout {
+        /// The object's type name.
+        type_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A zero-copy view would create misaligned references. (`BufferError`; copies work.)
+    Misaligned {
+        /// The element type.
+        type_name: String,
+        /// Its required alignment.
+        align: usize,
+        /// The first misaligned address (base pointer or base + stride).
+        address: usize,
+    },
+    /// A byte stride is not a multiple of the item size, so no element-stride view exists.
+    /// (`BufferError`; copies work.)
+    StrideNotMultiple {
+        /// The axis.
+        axis: usize,
+        /// Its byte stride.
+        stride: isize,
+        /// The item size.
+        itemsize: usize,
+    },
+    /// The buffer uses suboffsets (PIL-style indirection), which a view cannot follow.
+    /// (`BufferError`; copies work.)
+    Suboffsets,
+    /// The buffer's elements overlap each other (zero or overlapping strides), so no mutable
+    /// view of it may exist. (`BufferError`)
+    SelfOverlapping {
+        /// The buffer's shape.
+        shape: Vec<usize>,
+        /// Its byte strides.
+        strides: Vec<isize>,
+    },
+    /// The memory is already borrowed in a conflicting way. (`BufferError`)
+    BorrowConflict {
+        /// The access that was requested.
+        requested: Access,
+        /// The access that is already live on overlapping memory.
+        held: Access,
+    },
+    /// An index outside the shape. (`IndexError`)
+    IndexOutOfBounds {
+        /// The index.
+        index: Vec<usize>,
+        /// The shape.
+        shape: Vec<usize>,
+    },
+    /// A copy between a buffer and a slice of another length. (`ValueError`)
+    LengthMismatch {
+        /// The buffer's number of elements.
+        expected: usize,
+        /// The slice's length.
+        found: usize,
+    },
+    /// The memory holds a bit pattern that is not a valid value of the element type, such as
+    /// a `bool` byte other than 0 or 1. (`ValueError`)
+    InvalidValue {
+        /// The element type.
+        type_name: String,
+        /// Position of the first invalid element, in logical C order.
+        position: usize,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// Rust-owned exported memory is still viewed from Python. (`BufferError`)
+    ViewsAlive {
+        /// How many views (exports) are live.
+        count: usize,
+    },
+    /// A Python exception raised on the way (for example by `numpy` while building a result).
+    Python(PyErr),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotABuffer { type_name } => write!(
+                f,
+                "expected an object supporting the buffer protocol, got '{type_name}'"
+            ),
+            Error::Refused {
+                type_name,
+                writable,
+                cause,
+            } => write!(
+                f,
+                "'{type_name}' refused a {} buffer request: {cause}",
+                if *writable { "writable" } else { "read-only" }
+            ),
+            Error::ReadOnly { type_name } => write!(
+                f,
+                "expected a writable buffer, got a read-only buffer from '{type_name}'"
+            ),
+            Error::Format { type_name, error } => {
+                write!(f, "'{type_name}' exported an invalid format: {error}")
+            }
+            Error::ElementType { expected, found } => {
+                write!(f, "expected {expected}, got a {found}")
+            }
+            Error::ByteOrder {
+                expected,
+                found,
+                data,
+            } => write!(
+                f,
+                "expected {expected} in native ({}) byte order, got a {found}; \
+                 read {} data with a byte-order element type such as pybuf::{}::F64",
+                Endian::NATIVE.name(),
+                data.name(),
+                match data {
+                    Endian::Little => "le",
+                    Endian::Big => "be",
+                }
+            ),
+            Error::ItemSize {
+                format,
+                format_size,
+                itemsize,
+            } => write!(
+                f,
+                "format '{format}' describes {format_size}-byte items, but the exporter \
+                 reported itemsize {itemsize}"
+            ),
+            Error::Dimensions { expected, found } => {
+                write!(f, "expected {expected}, got a {found}")
+            }
+            Error::InvalidLayout { type_name, reason } => {
+                write!(
+                    f,
+                    "'{type_name}' exported an invalid buffer layout: {reason}"
+                )
+            }
+            Error::Misaligned {
+                type_name,
+                align,
+                address,
+            } => write!(
+                f,
+                "expected {type_name} elements aligned to {align} bytes, found address \
+                 {address:#x}; a zero-copy view is impossible (to_vec() copies it)"
+            ),
+            Error::StrideNotMultiple {
+                axis,
+                stride,
+                itemsize,
+            } => write!(
+                f,
+                "expected byte strides that are multiples of the item size {itemsize}, \
+                 found stride {stride} on axis {axis}; a zero-copy view is impossible \
+                 (to_vec() copies it)"
+            ),
+            Error::Suboffsets => f.write_str(
+                "expected a direct buffer, found one with suboffsets (PIL-style indirection); \
+                 a zero-copy view is impossible (to_vec() copies it)",
+            ),
+            Error::SelfOverlapping { shape, strides } => write!(
+                f,
+                "expected non-overlapping elements for a mutable view, found shape {} with \
+                 byte strides {:?}, whose elements share memory",
+                shape_or_scalar(shape),
+                strides
+            ),
+            Error::BorrowConflict { requested, held } => write!(
+                f,
+                "cannot take a {requested} borrow: the memory is already under a live \
+                 {held} borrow"
+            ),
+            Error::IndexOutOfBounds { index, shape } => write!(
+                f,
+                "index {index:?} is out of bounds for shape {}",
+                shape_or_scalar(shape)
+            ),
+            Error::LengthMismatch { expected, found } => write!(
+                f,
+                "expected a slice of {expected} elements (the buffer's length), got {found}"
+            ),
+            Error::InvalidValue {
+                type_name,
+                position,
+                bytes,
+            } => write!(
+                f,
+                "expected a valid {type_name}, found bytes {bytes:?} at element {position}"
+            ),
+            Error::ViewsAlive { count } => write!(
+                f,
+                "expected no live views of the exported memory, found {count}; release them \
+                 (memoryview.release(), del) first"
+            ),
+            Error::Python(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Refused { cause, .. } | Error::Python(cause) => Some(cause),
+            Error::Format { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        let msg = err.to_string();
+        match err {
+            Error::NotABuffer { .. }
+            | Error::ElementType { .. }
+            | Error::ByteOrder { .. }
+            | Error::Dimensions { .. } => PyTypeError::new_err(msg),
+            Error::Refused { cause, .. } => {
+                let new = PyBufferError::new_err(msg);
+                pyo3::Python::attach(|py| new.set_cause(py, Some(cause)));
+                new
+            }
+            Error::LengthMismatch { .. } | Error::InvalidValue { .. } => PyValueError::new_err(msg),
+            Error::IndexOutOfBounds { .. } => PyIndexError::new_err(msg),
+            Error::Python(e) => e,
+            Error::ReadOnly { .. }
+            | Error::Format { .. }
+            | Error::ItemSize { .. }
+            | Error::InvalidLayout { .. }
+            | Error::Misaligned { .. }
+            | Error::StrideNotMultiple { .. }
+            | Error::Suboffsets
+            | Error::SelfOverlapping { .. }
+            | Error::BorrowConflict { .. }
+            | Error::ViewsAlive { .. } => PyBufferError::new_err(msg),
+        }
+    }
+}
+
+impl From<PyErr> for Error {
+    fn from(err: PyErr) -> Error {
+        Error::Python(err)
+    }
+}
+
+fn dims_word(n: usize) -> String {
+    format!("{n}-D")
+}
+
+fn shape_or_scalar(shape: &[usize]) -> String {
+    if shape.is_empty() {
+        "() (a scalar)".to_string()
+    } else {
+        shape_tuple(shape)
+    }
+}

@@ -1,0 +1,1 @@
+//! Export of Rust memory to Python as a buffer (helper branch `export` implements it).
