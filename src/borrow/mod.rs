@@ -1,6 +1,6 @@
 //! The process-wide registry of zero-copy borrows.
 //!
-//! Every zero-copy view pybuf hands out ([`Buffer::read`](crate) / `write`, and the momentary
+//! Every zero-copy view pybuf hands out (`Buffer::read` / `write`, and the momentary
 //! borrows of `item`, `set_item` and the copies) first registers the memory it can touch here
 //! with [`acquire`], and keeps the returned [`BorrowToken`] alive as long as the view. The
 //! rules are those of Rust references, applied to memory rather than to handles:
@@ -129,6 +129,8 @@ impl Drop for BorrowToken {
 
 /// Registers a borrow of `region`, or fails with [`Error::BorrowConflict`] if it overlaps a
 /// live borrow it conflicts with.
+// `Error` is the crate's one error type; its size is not this module's to change.
+#[allow(clippy::result_large_err)]
 pub(crate) fn acquire(region: Region<'_>, access: Access) -> Result<BorrowToken, Error> {
     match region.normalize() {
         None => Ok(BorrowToken { slot: NIL }),
@@ -140,10 +142,14 @@ pub(crate) fn acquire(region: Region<'_>, access: Access) -> Result<BorrowToken,
 /// identified by `key`. It conflicts with opaque borrows of the same key under the usual
 /// rules, and with nothing else (see the module docs for what that leaves unprotected).
 #[cfg_attr(not(test), allow(dead_code))]
+// `Error` is the crate's one error type; its size is not this module's to change.
+#[allow(clippy::result_large_err)]
 pub(crate) fn acquire_opaque(key: usize, access: Access) -> Result<BorrowToken, Error> {
     register(Norm::point(key as u64), Kind::Opaque, access)
 }
 
+// `Error` is the crate's one error type; its size is not this module's to change.
+#[allow(clippy::result_large_err)]
 fn register(norm: Norm, kind: Kind, access: Access) -> Result<BorrowToken, Error> {
     let result = lock().insert(norm, kind, access, MAX_WORK);
     match result {

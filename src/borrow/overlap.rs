@@ -26,7 +26,7 @@
 //! multiple of the gcd of the remaining coefficients (so each unknown only steps through one
 //! residue class). The last two unknowns are solved in closed form with the extended Euclidean
 //! algorithm. Every visited candidate costs one unit of work; past a bound the answer is
-//! [`Overlap::Undecided`], which callers treat as "overlap" (the byte extents do intersect by
+//! [`Answer::Undecided`], which callers treat as "overlap" (the byte extents do intersect by
 //! then). This is the approach of numpy's `shares_memory` (`mem_overlap.c`), written anew.
 //!
 //! Internal overlap (two *distinct* indices of one region touching a common byte) is the
@@ -37,12 +37,12 @@
 //! extent of all smaller ones ("nested", every C/F-ordered view and its slices) do not.
 
 /// Work bound of the registry's pairwise checks: the number of search candidates the solver
-/// may visit before it gives up and answers [`Overlap::Undecided`].
+/// may visit before it gives up and answers [`Answer::Undecided`].
 pub(crate) const MAX_WORK: u32 = 4096;
 
 /// Answer of an overlap question.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Overlap {
+pub(crate) enum Answer {
     /// No byte is shared (exact).
     Disjoint,
     /// Some byte is shared (exact, or conservative for a region that cannot be described).
@@ -51,10 +51,10 @@ pub(crate) enum Overlap {
     Undecided,
 }
 
-impl Overlap {
+impl Answer {
     /// Whether the answer must be treated as overlap (`Overlap` or `Undecided`).
     pub(crate) fn conflicts(self) -> bool {
-        self != Overlap::Disjoint
+        self != Answer::Disjoint
     }
 }
 
@@ -167,7 +167,12 @@ impl Norm {
 
 /// Canonical form of a region's byte set; `None` when it touches no byte (a zero-length
 /// dimension, or a zero item size).
-pub(crate) fn normalize(ptr: usize, shape: &[usize], strides: &[isize], itemsize: usize) -> Option<Norm> {
+pub(crate) fn normalize(
+    ptr: usize,
+    shape: &[usize],
+    strides: &[isize],
+    itemsize: usize,
+) -> Option<Norm> {
     if shape.len() != strides.len() {
         return Some(Norm::everything());
     }
@@ -233,7 +238,8 @@ pub(crate) fn normalize(ptr: usize, shape: &[usize], strides: &[isize], itemsize
             }
             // All values stay below the (checked) extent, hence below 2^64.
             if (prev.stride as u128) * (prev.max_index as u128 + 1) == cur.stride as u128 {
-                prev.max_index = ((prev.max_index as u128 + 1) * (cur.max_index as u128 + 1) - 1) as u64;
+                prev.max_index =
+                    ((prev.max_index as u128 + 1) * (cur.max_index as u128 + 1) - 1) as u64;
                 continue;
             }
         }
@@ -260,15 +266,15 @@ pub(crate) fn normalize(ptr: usize, shape: &[usize], strides: &[isize], itemsize
 }
 
 /// Whether two normalized regions share a byte, with at most `max_work` units of search.
-pub(crate) fn norm_overlap(a: &Norm, b: &Norm, max_work: u32) -> Overlap {
+pub(crate) fn norm_overlap(a: &Norm, b: &Norm, max_work: u32) -> Answer {
     if a.last < b.first || b.last < a.first {
-        return Overlap::Disjoint;
+        return Answer::Disjoint;
     }
     if a.wild || b.wild {
-        return Overlap::Overlap;
+        return Answer::Overlap;
     }
     if a.dims.as_slice().is_empty() && b.dims.as_slice().is_empty() {
-        return Overlap::Overlap;
+        return Answer::Overlap;
     }
     let (da, db) = (a.dims.as_slice(), b.dims.as_slice());
     let n = da.len() + db.len() + 1;
@@ -296,12 +302,12 @@ pub(crate) fn internal_overlap(
     strides: &[isize],
     itemsize: usize,
     max_work: u32,
-) -> Overlap {
+) -> Answer {
     if shape.len() != strides.len() {
-        return Overlap::Undecided;
+        return Answer::Undecided;
     }
     if itemsize == 0 || shape.contains(&0) {
-        return Overlap::Disjoint;
+        return Answer::Disjoint;
     }
     let mut dims = Dims::default();
     let mut span: i128 = 0;
@@ -311,12 +317,12 @@ pub(crate) fn internal_overlap(
         }
         if s.unsigned_abs() < itemsize {
             // Includes zero strides: indices 0 and 1 of this dimension overlap.
-            return Overlap::Overlap;
+            return Answer::Overlap;
         }
         let u = (n - 1) as u64;
         span = match span.checked_add(s.unsigned_abs() as i128 * u as i128) {
             Some(v) => v,
-            None => return Overlap::Undecided,
+            None => return Answer::Undecided,
         };
         dims.push(Dim {
             stride: s.unsigned_abs() as u64,
@@ -324,7 +330,7 @@ pub(crate) fn internal_overlap(
         });
     }
     if span > u64::MAX as i128 {
-        return Overlap::Undecided;
+        return Answer::Undecided;
     }
     let d = dims.as_mut_slice();
     d.sort_unstable_by_key(|d| d.stride);
@@ -334,7 +340,7 @@ pub(crate) fn internal_overlap(
     for (i, dim) in d.iter().enumerate() {
         if i > 0 && d[i - 1].stride == dim.stride {
             // d = e_i − e_{i−1} addresses the same element start twice.
-            return Overlap::Overlap;
+            return Answer::Overlap;
         }
         if (dim.stride as i128) < acc {
             nested = false;
@@ -342,7 +348,7 @@ pub(crate) fn internal_overlap(
         acc += dim.stride as i128 * dim.max_index as i128;
     }
     if nested {
-        return Overlap::Disjoint;
+        return Answer::Disjoint;
     }
     // First non-zero d_k (in sorted order) is positive: d_k = 1 + x_k, d_j = x_j − u_j for
     // j > k, r = t − (is − 1); the equation Σ s·d = r becomes
@@ -366,15 +372,15 @@ pub(crate) fn internal_overlap(
             solve(&mut terms[..n], rhs, &mut budget)
         });
         match answer {
-            Overlap::Overlap => return Overlap::Overlap,
-            Overlap::Undecided => undecided = true,
-            Overlap::Disjoint => {}
+            Answer::Overlap => return Answer::Overlap,
+            Answer::Undecided => undecided = true,
+            Answer::Disjoint => {}
         }
     }
     if undecided {
-        Overlap::Undecided
+        Answer::Undecided
     } else {
-        Overlap::Disjoint
+        Answer::Disjoint
     }
 }
 
@@ -393,7 +399,12 @@ struct Term {
 
 impl Term {
     fn new(a: i128, u: i128) -> Term {
-        Term { a, u, g: 0, reach: 0 }
+        Term {
+            a,
+            u,
+            g: 0,
+            reach: 0,
+        }
     }
 }
 
@@ -430,9 +441,9 @@ fn with_terms<R>(n: usize, f: impl FnOnce(&mut [Term]) -> R) -> R {
 
 /// Whether `Σ a_k·x_k = rhs` has a solution with `0 ≤ x_k ≤ u_k` (terms with `a ≤ 0` or `u ≤ 0`
 /// are ignored; every `a` must be `≤ 2^63`).
-fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Overlap {
+fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Answer {
     if rhs < 0 {
-        return Overlap::Disjoint;
+        return Answer::Disjoint;
     }
     // Drop empty terms, cap bounds by what the right-hand side allows (this keeps every
     // product a·u ≤ rhs), sort by coefficient descending, merge equal coefficients.
@@ -450,7 +461,7 @@ fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Overlap {
         n += 1;
     }
     let terms = &mut terms[..n];
-    terms.sort_unstable_by(|x, y| y.a.cmp(&x.a));
+    terms.sort_unstable_by_key(|t| std::cmp::Reverse(t.a));
     let mut m = 0;
     for i in 0..n {
         if m > 0 && terms[m - 1].a == terms[i].a {
@@ -464,9 +475,9 @@ fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Overlap {
     let terms = &mut terms[..m];
     if terms.is_empty() {
         return if rhs == 0 {
-            Overlap::Overlap
+            Answer::Overlap
         } else {
-            Overlap::Disjoint
+            Answer::Disjoint
         };
     }
     let mut g = 0i128;
@@ -478,9 +489,9 @@ fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Overlap {
         t.reach = reach;
     }
     match search(terms, 0, rhs, budget) {
-        Some(true) => Overlap::Overlap,
-        Some(false) => Overlap::Disjoint,
-        None => Overlap::Undecided,
+        Some(true) => Answer::Overlap,
+        Some(false) => Answer::Disjoint,
+        None => Answer::Undecided,
     }
 }
 
@@ -514,7 +525,11 @@ fn search(terms: &[Term], k: usize, rhs: i128, budget: &mut Budget) -> Option<bo
     let residue = if step == 1 {
         0
     } else {
-        mul_mod((rhs / d).rem_euclid(step), mod_inverse((t.a / d).rem_euclid(step), step), step)
+        mul_mod(
+            (rhs / d).rem_euclid(step),
+            mod_inverse((t.a / d).rem_euclid(step), step),
+            step,
+        )
     };
     let mut x = lo + (residue - lo).rem_euclid(step);
     while x <= hi {

@@ -164,7 +164,11 @@ impl Registry {
 
     fn update(&mut self, i: u32) {
         let n = &self.nodes[i as usize];
-        let m = n.norm.last.max(self.max_last(n.left)).max(self.max_last(n.right));
+        let m = n
+            .norm
+            .last
+            .max(self.max_last(n.left))
+            .max(self.max_last(n.right));
         self.nodes[i as usize].max_last = m;
     }
 
@@ -277,7 +281,12 @@ impl Registry {
     /// Checks the treap invariants (tests).
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
-        fn walk(r: &Registry, i: u32, lo: Option<(u64, u32)>, hi: Option<(u64, u32)>) -> (usize, u64) {
+        fn walk(
+            r: &Registry,
+            i: u32,
+            lo: Option<(u64, u32)>,
+            hi: Option<(u64, u32)>,
+        ) -> (usize, u64) {
             if i == NIL {
                 return (0, 0);
             }
@@ -294,7 +303,11 @@ impl Registry {
             assert_eq!(n.max_last, n.norm.last.max(ml).max(mr), "max_last");
             (cl + cr + 1, n.max_last)
         }
-        let total: usize = self.roots.iter().map(|&root| walk(self, root, None, None).0).sum();
+        let total: usize = self
+            .roots
+            .iter()
+            .map(|&root| walk(self, root, None, None).0)
+            .sum();
         assert_eq!(total, self.live);
     }
 }
