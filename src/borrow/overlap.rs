@@ -133,7 +133,7 @@ pub(crate) struct Norm {
     /// Last byte touched (inclusive, so the top of the address space is representable).
     pub last: u64,
     /// Bytes covered from each element start, after folding (`≥ 1`).
-    pub itemsize: u128,
+    pub itemsize: u64,
     /// Remaining dimensions, strides strictly increasing, each stride `> itemsize`.
     pub dims: Dims,
     /// The layout could not be described (overflowing extent, mismatched shape and strides):
@@ -179,45 +179,36 @@ pub(crate) fn normalize(
     if itemsize == 0 || shape.contains(&0) {
         return None;
     }
-    let mut base = ptr as i128;
-    let mut span: i128 = 0;
+    match describe(ptr as u64, shape, strides, itemsize as u64) {
+        Some(norm) => Some(norm),
+        None => Some(Norm::everything()),
+    }
+}
+
+/// [`normalize`] for a non-empty region; `None` when some extent overflows the address space.
+fn describe(ptr: u64, shape: &[usize], strides: &[isize], itemsize: u64) -> Option<Norm> {
+    let mut span: u64 = 0;
+    let mut below: u64 = 0;
     let mut dims = Dims::default();
     for (&n, &s) in shape.iter().zip(strides) {
         if n == 1 || s == 0 {
             continue;
         }
-        let u = (n - 1) as u64;
-        // |s| ≤ 2^63 and u < 2^64, so the product is below 2^127 and fits.
-        let ext = (s.unsigned_abs() as i128) * (u as i128);
+        let stride = s.unsigned_abs() as u64;
+        let max_index = (n - 1) as u64;
+        let ext = stride.checked_mul(max_index)?;
+        span = span.checked_add(ext)?;
         if s < 0 {
             // A negative stride puts the first byte at the other end of the dimension.
-            base = match base.checked_sub(ext) {
-                Some(v) => v,
-                None => return Some(Norm::everything()),
-            };
+            below += ext; // below ≤ span
         }
-        span = match span.checked_add(ext) {
-            Some(v) => v,
-            None => return Some(Norm::everything()),
-        };
-        dims.push(Dim {
-            stride: s.unsigned_abs() as u64,
-            max_index: u,
-        });
+        dims.push(Dim { stride, max_index });
     }
-    let last = match base
-        .checked_add(span)
-        .and_then(|v| v.checked_add(itemsize as i128 - 1))
-    {
-        Some(v) => v,
-        None => return Some(Norm::everything()),
-    };
-    if base < 0 || last > u64::MAX as i128 {
-        return Some(Norm::everything());
-    }
-    let mut itemsize = itemsize as u128;
-    // Sort by stride (insertion sort: a handful of entries).
+    let first = ptr.checked_sub(below)?;
+    let last = first.checked_add(span)?.checked_add(itemsize - 1)?;
+    let mut itemsize = itemsize;
     let d = dims.as_mut_slice();
+    // Sort by stride (insertion sort: a handful of entries).
     for i in 1..d.len() {
         let mut j = i;
         while j > 0 && d[j - 1].stride > d[j].stride {
@@ -225,8 +216,9 @@ pub(crate) fn normalize(
             j -= 1;
         }
     }
-    // Merge equal strides (index ranges add up) and exact multiplicative chains
-    // (stride s·(u+1) after (s, u) continues the same progression).
+    // Merge equal strides (index ranges add up) and exact multiplicative chains (stride
+    // s·(u+1) after (s, u) continues the same progression). Every product below is bounded
+    // by `span`, which fits.
     let mut out = 0usize;
     for i in 0..d.len() {
         let cur = d[i];
@@ -236,11 +228,11 @@ pub(crate) fn normalize(
                 prev.max_index += cur.max_index;
                 continue;
             }
-            // All values stay below the (checked) extent, hence below 2^64.
-            if (prev.stride as u128) * (prev.max_index as u128 + 1) == cur.stride as u128 {
-                prev.max_index =
-                    ((prev.max_index as u128 + 1) * (cur.max_index as u128 + 1) - 1) as u64;
-                continue;
+            if prev.stride.checked_mul(prev.max_index + 1) == Some(cur.stride) {
+                if let Some(m) = (prev.max_index + 1).checked_mul(cur.max_index + 1) {
+                    prev.max_index = m - 1;
+                    continue;
+                }
             }
         }
         d[out] = cur;
@@ -248,8 +240,8 @@ pub(crate) fn normalize(
     }
     // Fold leading dimensions whose elements touch their neighbours into the item.
     let mut skip = 0usize;
-    while skip < out && (d[skip].stride as u128) <= itemsize {
-        itemsize += d[skip].stride as u128 * d[skip].max_index as u128;
+    while skip < out && d[skip].stride <= itemsize {
+        itemsize = itemsize.checked_add(d[skip].stride * d[skip].max_index)?;
         skip += 1;
     }
     if skip > 0 {
@@ -257,8 +249,8 @@ pub(crate) fn normalize(
     }
     dims.truncate(out - skip);
     Some(Norm {
-        first: base as u64,
-        last: last as u64,
+        first,
+        last,
         itemsize,
         dims,
         wild: false,
@@ -273,25 +265,20 @@ pub(crate) fn norm_overlap(a: &Norm, b: &Norm, max_work: u32) -> Answer {
     if a.wild || b.wild {
         return Answer::Overlap;
     }
-    if a.dims.as_slice().is_empty() && b.dims.as_slice().is_empty() {
+    let (da, db) = (a.dims.as_slice(), b.dims.as_slice());
+    if da.is_empty() && db.is_empty() {
         return Answer::Overlap;
     }
-    let (da, db) = (a.dims.as_slice(), b.dims.as_slice());
     let n = da.len() + db.len() + 1;
-    let rhs = b.last as i128 - a.first as i128;
-    let t_bound = a.itemsize as i128 + b.itemsize as i128 - 2;
-    let fill = |terms: &mut [Term]| -> usize {
-        let mut k = 0;
-        for d in da.iter().chain(db) {
-            terms[k] = Term::new(d.stride as i128, d.max_index as i128);
-            k += 1;
-        }
-        terms[k] = Term::new(1, t_bound);
-        k + 1
-    };
+    let rhs = b.last - a.first; // ≥ 0: the extents meet
+                                // Saturation is harmless: the solver caps every bound by rhs / coefficient.
+    let t_bound = (a.itemsize - 1).saturating_add(b.itemsize - 1);
     with_terms(n, |terms| {
-        let len = fill(terms);
-        solve(&mut terms[..len], rhs, &mut Budget::new(max_work))
+        for (term, d) in terms.iter_mut().zip(da.iter().chain(db)) {
+            *term = Term::new(d.stride, d.max_index);
+        }
+        terms[n - 1] = Term::new(1, t_bound);
+        solve(&mut terms[..n], rhs, &mut Budget::new(max_work))
     })
 }
 
@@ -309,43 +296,45 @@ pub(crate) fn internal_overlap(
     if itemsize == 0 || shape.contains(&0) {
         return Answer::Disjoint;
     }
+    let is = itemsize as u64;
     let mut dims = Dims::default();
-    let mut span: i128 = 0;
+    let mut span: u64 = 0;
     for (&n, &s) in shape.iter().zip(strides) {
         if n == 1 {
             continue;
         }
-        if s.unsigned_abs() < itemsize {
+        let stride = s.unsigned_abs() as u64;
+        if stride < is {
             // Includes zero strides: indices 0 and 1 of this dimension overlap.
             return Answer::Overlap;
         }
-        let u = (n - 1) as u64;
-        span = match span.checked_add(s.unsigned_abs() as i128 * u as i128) {
+        let max_index = (n - 1) as u64;
+        span = match stride
+            .checked_mul(max_index)
+            .and_then(|e| span.checked_add(e))
+        {
             Some(v) => v,
             None => return Answer::Undecided,
         };
-        dims.push(Dim {
-            stride: s.unsigned_abs() as u64,
-            max_index: u,
-        });
+        dims.push(Dim { stride, max_index });
     }
-    if span > u64::MAX as i128 {
+    if span.checked_add(is).is_none() {
         return Answer::Undecided;
     }
     let d = dims.as_mut_slice();
     d.sort_unstable_by_key(|d| d.stride);
     // Nested strides: each stride reaches past everything the smaller ones span.
-    let mut acc = itemsize as i128;
+    let mut reach = is; // ≤ span + is, which fits
     let mut nested = true;
     for (i, dim) in d.iter().enumerate() {
         if i > 0 && d[i - 1].stride == dim.stride {
             // d = e_i − e_{i−1} addresses the same element start twice.
             return Answer::Overlap;
         }
-        if (dim.stride as i128) < acc {
+        if dim.stride < reach {
             nested = false;
         }
-        acc += dim.stride as i128 * dim.max_index as i128;
+        reach += dim.stride * dim.max_index;
     }
     if nested {
         return Answer::Disjoint;
@@ -353,22 +342,23 @@ pub(crate) fn internal_overlap(
     // First non-zero d_k (in sorted order) is positive: d_k = 1 + x_k, d_j = x_j − u_j for
     // j > k, r = t − (is − 1); the equation Σ s·d = r becomes
     //   s_k·x_k + Σ_{j>k} s_j·x_j + t' = is − 1 − s_k + Σ_{j>k} s_j·u_j,   t' ∈ [0, 2·is − 2].
-    let is = itemsize as i128;
     let mut budget = Budget::new(max_work);
     let mut undecided = false;
     for k in 0..d.len() {
         let rest = &d[k + 1..];
-        let mut rhs = is - 1 - d[k].stride as i128;
-        for dim in rest {
-            rhs += dim.stride as i128 * dim.max_index as i128;
-        }
+        let total = rest
+            .iter()
+            .fold(is - 1, |acc, dim| acc + dim.stride * dim.max_index);
+        let Some(rhs) = total.checked_sub(d[k].stride) else {
+            continue; // even the extreme offsets of the rest cannot come back within an item
+        };
         let n = rest.len() + 2;
         let answer = with_terms(n, |terms| {
-            terms[0] = Term::new(d[k].stride as i128, d[k].max_index as i128 - 1);
-            for (i, dim) in rest.iter().enumerate() {
-                terms[i + 1] = Term::new(dim.stride as i128, 2 * dim.max_index as i128);
+            terms[0] = Term::new(d[k].stride, d[k].max_index - 1);
+            for (term, dim) in terms[1..].iter_mut().zip(rest) {
+                *term = Term::new(dim.stride, dim.max_index.saturating_mul(2));
             }
-            terms[n - 1] = Term::new(1, 2 * is - 2);
+            terms[n - 1] = Term::new(1, (is - 1).saturating_mul(2));
             solve(&mut terms[..n], rhs, &mut budget)
         });
         match answer {
@@ -388,17 +378,17 @@ pub(crate) fn internal_overlap(
 #[derive(Clone, Copy, Debug, Default)]
 struct Term {
     /// Coefficient (`> 0` once in the search).
-    a: i128,
+    a: u64,
     /// Upper bound of the unknown.
-    u: i128,
+    u: u64,
     /// gcd of the coefficients from this term on.
-    g: i128,
-    /// Largest value the terms from this one on can sum to.
-    reach: i128,
+    g: u64,
+    /// Largest value the terms from this one on can sum to (saturating).
+    reach: u64,
 }
 
 impl Term {
-    fn new(a: i128, u: i128) -> Term {
+    fn new(a: u64, u: u64) -> Term {
         Term {
             a,
             u,
@@ -429,7 +419,7 @@ impl Budget {
 
 /// Runs `f` on a scratch slice of at least `n` terms: on the stack when small.
 fn with_terms<R>(n: usize, f: impl FnOnce(&mut [Term]) -> R) -> R {
-    const STACK: usize = 12;
+    const STACK: usize = 10;
     if n <= STACK {
         let mut buf = [Term::default(); STACK];
         f(&mut buf[..])
@@ -439,40 +429,37 @@ fn with_terms<R>(n: usize, f: impl FnOnce(&mut [Term]) -> R) -> R {
     }
 }
 
-/// Whether `Σ a_k·x_k = rhs` has a solution with `0 ≤ x_k ≤ u_k` (terms with `a ≤ 0` or `u ≤ 0`
-/// are ignored; every `a` must be `≤ 2^63`).
-fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Answer {
-    if rhs < 0 {
-        return Answer::Disjoint;
-    }
-    // Drop empty terms, cap bounds by what the right-hand side allows (this keeps every
+/// Whether `Σ a_k·x_k = rhs` has a solution with `0 ≤ x_k ≤ u_k` (terms with `a = 0` or
+/// `u = 0` are ignored).
+fn solve(terms: &mut [Term], rhs: u64, budget: &mut Budget) -> Answer {
+    // Drop empty terms and cap bounds by what the right-hand side allows (this keeps every
     // product a·u ≤ rhs), sort by coefficient descending, merge equal coefficients.
     let mut n = 0;
     for i in 0..terms.len() {
         let mut t = terms[i];
-        if t.a <= 0 || t.u <= 0 {
+        if t.a == 0 {
             continue;
         }
         t.u = t.u.min(rhs / t.a);
         if t.u == 0 {
             continue;
         }
-        terms[n] = t;
+        // insertion into the sorted prefix
+        let mut j = n;
+        while j > 0 && terms[j - 1].a < t.a {
+            terms[j] = terms[j - 1];
+            j -= 1;
+        }
+        if j > 0 && terms[j - 1].a == t.a {
+            // merge, undoing the shift
+            terms[j - 1].u = terms[j - 1].u.saturating_add(t.u).min(rhs / t.a);
+            terms.copy_within(j + 1..n + 1, j);
+            continue;
+        }
+        terms[j] = t;
         n += 1;
     }
     let terms = &mut terms[..n];
-    terms.sort_unstable_by_key(|t| std::cmp::Reverse(t.a));
-    let mut m = 0;
-    for i in 0..n {
-        if m > 0 && terms[m - 1].a == terms[i].a {
-            let merged = (terms[m - 1].u + terms[i].u).min(rhs / terms[i].a);
-            terms[m - 1].u = merged;
-        } else {
-            terms[m] = terms[i];
-            m += 1;
-        }
-    }
-    let terms = &mut terms[..m];
     if terms.is_empty() {
         return if rhs == 0 {
             Answer::Overlap
@@ -480,11 +467,11 @@ fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Answer {
             Answer::Disjoint
         };
     }
-    let mut g = 0i128;
-    let mut reach = 0i128;
+    let mut g = 0u64;
+    let mut reach = 0u64;
     for t in terms.iter_mut().rev() {
         g = gcd(g, t.a);
-        reach += t.a * t.u; // each product ≤ rhs < 2^66, at most 130 of them
+        reach = reach.saturating_add(t.a * t.u); // a·u ≤ rhs
         t.g = g;
         t.reach = reach;
     }
@@ -496,25 +483,25 @@ fn solve(terms: &mut [Term], rhs: i128, budget: &mut Budget) -> Answer {
 }
 
 /// Depth-first search from term `k` for the right-hand side `rhs`; `None` when out of work.
-fn search(terms: &[Term], k: usize, rhs: i128, budget: &mut Budget) -> Option<bool> {
+fn search(terms: &[Term], k: usize, rhs: u64, budget: &mut Budget) -> Option<bool> {
     let n = terms.len();
-    if k == n {
-        return Some(rhs == 0);
-    }
     let t = terms[k];
-    if rhs < 0 || rhs > t.reach || rhs % t.g != 0 {
+    // (A saturated reach is ≥ every u64, so the comparison stays exact.)
+    if rhs > t.reach || rhs % t.g != 0 {
         return Some(false);
     }
     if k == n - 1 {
         return Some(rhs / t.a <= t.u);
     }
-    if k == n - 2 {
-        let s = terms[k + 1];
-        return Some(two_terms(t.a, t.u, s.a, s.u, rhs));
-    }
     let next = terms[k + 1];
+    if k == n - 2 {
+        return Some(two_terms(t.a, t.u, next.a, next.u, rhs));
+    }
     // x must leave a remainder the rest can reach: rhs − a·x ∈ [0, next.reach] ...
-    let lo = ceil_div(rhs - next.reach, t.a).max(0);
+    let lo = match rhs.checked_sub(next.reach) {
+        Some(excess) => excess.div_ceil(t.a),
+        None => 0,
+    };
     let hi = (rhs / t.a).min(t.u);
     if lo > hi {
         return Some(false);
@@ -525,13 +512,9 @@ fn search(terms: &[Term], k: usize, rhs: i128, budget: &mut Budget) -> Option<bo
     let residue = if step == 1 {
         0
     } else {
-        mul_mod(
-            (rhs / d).rem_euclid(step),
-            mod_inverse((t.a / d).rem_euclid(step), step),
-            step,
-        )
+        mul_mod((rhs / d) % step, mod_inverse((t.a / d) % step, step), step)
     };
-    let mut x = lo + (residue - lo).rem_euclid(step);
+    let mut x = first_at_least(lo, residue, step)?;
     while x <= hi {
         if !budget.spend() {
             return None;
@@ -539,13 +522,22 @@ fn search(terms: &[Term], k: usize, rhs: i128, budget: &mut Budget) -> Option<bo
         if search(terms, k + 1, rhs - t.a * x, budget)? {
             return Some(true);
         }
-        x += step;
+        x = match x.checked_add(step) {
+            Some(x) => x,
+            None => break,
+        };
     }
     Some(false)
 }
 
-/// Exact: whether `a·x + c·y = rhs` with `0 ≤ x ≤ u`, `0 ≤ y ≤ v` (`a, c > 0`).
-fn two_terms(a: i128, u: i128, c: i128, v: i128, rhs: i128) -> bool {
+/// The least `x ≥ lo` with `x ≡ residue (mod m)`, if it fits (`residue < m`).
+fn first_at_least(lo: u64, residue: u64, m: u64) -> Option<u64> {
+    lo.checked_add((residue + m - lo % m) % m)
+}
+
+/// Exact: whether `a·x + c·y = rhs` with `0 ≤ x ≤ u`, `0 ≤ y ≤ v` (`a, c > 0`, `c·v ≤ rhs`
+/// or `v` large: the bounds were capped by `rhs`).
+fn two_terms(a: u64, u: u64, c: u64, v: u64, rhs: u64) -> bool {
     let g = gcd(a, c);
     if rhs % g != 0 {
         return false;
@@ -555,41 +547,52 @@ fn two_terms(a: i128, u: i128, c: i128, v: i128, rhs: i128) -> bool {
     let residue = if c1 == 1 {
         0
     } else {
-        mul_mod(r1.rem_euclid(c1), mod_inverse(a1.rem_euclid(c1), c1), c1)
+        mul_mod(r1 % c1, mod_inverse(a1 % c1, c1), c1)
     };
-    let lo = ceil_div(rhs - c * v, a).max(0);
+    let lo = match c.checked_mul(v).and_then(|cv| rhs.checked_sub(cv)) {
+        Some(excess) => excess.div_ceil(a),
+        None => 0,
+    };
     let hi = (rhs / a).min(u);
-    if lo > hi {
-        return false;
+    lo <= hi && first_at_least(lo, residue, c1).is_some_and(|x| x <= hi)
+}
+
+/// Binary gcd (`gcd(0, b) = b`).
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    if a == 0 {
+        return b;
     }
-    lo + (residue - lo).rem_euclid(c1) <= hi
-}
-
-fn gcd(mut a: i128, mut b: i128) -> i128 {
-    while b != 0 {
-        (a, b) = (b, a % b);
+    if b == 0 {
+        return a;
     }
-    a.abs()
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
 }
 
-fn ceil_div(p: i128, q: i128) -> i128 {
-    -((-p).div_euclid(q))
-}
-
-/// `x · y mod m` for `0 ≤ x, y < m ≤ 2^63` (the product fits in 127 bits).
-fn mul_mod(x: i128, y: i128, m: i128) -> i128 {
-    (x * y).rem_euclid(m)
+/// `x · y mod m` for `x, y < m`.
+fn mul_mod(x: u64, y: u64, m: u64) -> u64 {
+    ((x as u128 * y as u128) % m as u128) as u64
 }
 
 /// Inverse of `a` modulo `m` (`gcd(a, m) = 1`, `m > 1`).
-fn mod_inverse(a: i128, m: i128) -> i128 {
-    // Extended Euclid on (a, m), tracking only the coefficient of a.
+fn mod_inverse(a: u64, m: u64) -> u64 {
+    // Extended Euclid on (a, m), tracking only the coefficient of a (|s| ≤ m fits in i128).
     let (mut r0, mut r1) = (a, m);
     let (mut s0, mut s1) = (1i128, 0i128);
     while r1 != 0 {
         let q = r0 / r1;
         (r0, r1) = (r1, r0 - q * r1);
-        (s0, s1) = (s1, s0 - q * s1);
+        (s0, s1) = (s1, s0 - q as i128 * s1);
     }
-    s0.rem_euclid(m)
+    s0.rem_euclid(m as i128) as u64
 }

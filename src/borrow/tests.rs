@@ -377,7 +377,7 @@ proptest! {
                 prop_assert_eq!(norm_bytes(&n), bytes);
                 let d = n.dims.as_slice();
                 prop_assert!(d.windows(2).all(|w| w[0].stride < w[1].stride));
-                prop_assert!(d.iter().all(|x| x.stride as u128 > n.itemsize && x.max_index > 0));
+                prop_assert!(d.iter().all(|x| x.stride > n.itemsize && x.max_index > 0));
             }
         }
     }
@@ -860,7 +860,9 @@ fn timing() {
     let mut local = Registry::new();
     let local_only = ns_per(iters, || {
         let n = normalize(std::hint::black_box(p), &shape, &strides, 8).unwrap();
-        let slot = local.insert(n, Kind::Address, Access::Exclusive, MAX_WORK).unwrap();
+        let slot = local
+            .insert(n, Kind::Address, Access::Exclusive, MAX_WORK)
+            .unwrap();
         drop(std::hint::black_box(local.remove(slot)));
     });
     for (what, (wall, cpu)) in [
@@ -869,8 +871,14 @@ fn timing() {
         ("  part: normalize + insert + remove, no lock", local_only),
         ("borrow+release, no other borrows", empty),
         ("borrow+release, 3-D contiguous, none live", empty_2d),
-        ("exclusive, 1000 live shared on other memory", with_others_excl),
-        ("shared, 1000 live shared on other memory", with_others_shared),
+        (
+            "exclusive, 1000 live shared on other memory",
+            with_others_excl,
+        ),
+        (
+            "shared, 1000 live shared on other memory",
+            with_others_shared,
+        ),
         ("shared, 1000 live shared on the same memory", same_shared),
         ("exclusive a[1::2], 1000 live shared a[::2]", interleaved),
     ] {
@@ -909,7 +917,10 @@ diag = np.lib.stride_tricks.as_strided(m, (3, 3), (8, 8))
             })
         ));
         assert!(h2.read().is_err());
-        assert!(h2.item(3).is_err(), "a momentary read races the live write guard");
+        assert!(
+            h2.item(3).is_err(),
+            "a momentary read races the live write guard"
+        );
         drop(w1);
         let (r1, r2) = (h1.read().unwrap(), h2.read().unwrap());
         drop((r1, r2));
