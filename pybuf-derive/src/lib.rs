@@ -477,3 +477,149 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
         }
     })
 }
+
+/// Compile-fail checks: each example below must be refused by the compiler (run as doctests
+/// of this crate, through its `pybuf` dev-dependency). Every example derives `Clone` and
+/// `Copy` and uses only `Element` field types unless the point is their absence, so the
+/// refusal is the one named.
+///
+/// Without `#[repr(C)]`:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// struct S { a: f64 }
+/// ```
+/// `repr(packed)` without `C`:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(packed)]
+/// struct S { a: u8, b: f64 }
+/// ```
+/// `repr(transparent)`:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(transparent)]
+/// struct S(f64);
+/// ```
+/// An enum:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// enum E { A, B }
+/// ```
+/// A union:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// union U { a: f64, b: u64 }
+/// ```
+/// A unit struct, and a struct without fields:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S;
+/// ```
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S {}
+/// ```
+/// A lifetime parameter:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S<'a> { a: &'a f64 }
+/// ```
+/// A field type that is not an `Element` (`char` is `Copy` but has no buffer format):
+/// ```compile_fail,E0277
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S { a: f64, c: char }
+/// ```
+/// A generic record instantiated with a non-`Element` type:
+/// ```compile_fail,E0277
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S<T: Copy> { a: T }
+/// let _ = <S<char> as pybuf::Element>::layout();
+/// ```
+/// A struct that is not `Copy`:
+/// ```compile_fail,E0277
+/// #[derive(Clone, pybuf::Element)]
+/// #[repr(C)]
+/// struct S { a: f64 }
+/// ```
+/// Field names that no format can carry (empty, containing `:`), and duplicate names:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S { #[pybuf(name = "")] a: f64 }
+/// ```
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S { #[pybuf(name = "a:b")] a: f64 }
+/// ```
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S { a: f64, #[pybuf(name = "a")] b: f64 }
+/// ```
+/// Padding with `#[pybuf(no_padding)]` (interior, then trailing):
+/// ```compile_fail,E0080
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct S { a: u8, b: f64 }
+/// ```
+/// ```compile_fail,E0080
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct S { a: f64, b: u8 }
+/// ```
+/// Unknown attributes, and `name` on the struct:
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(ignore_name)]
+/// struct S { a: f64 }
+/// ```
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct S { #[pybuf(rename = "b")] a: f64 }
+/// ```
+/// ```compile_fail
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(name = "s")]
+/// struct S { a: f64 }
+/// ```
+///
+/// The same shapes that are accepted (so the checks above fail for their stated reason):
+/// ```
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct A { a: f64, c: u32 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C, packed)]
+/// struct B { a: u8, b: f64 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C, packed(2))]
+/// #[pybuf(no_padding)]
+/// struct C { a: u8, b: u8, c: f64 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C, align(16))]
+/// struct D(#[pybuf(name = "x")] f64, #[pybuf(name = "a")] f64);
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(ignore_names)]
+/// struct E { a: f64, #[pybuf(name = "a")] b: f64 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct F<T: Copy, const N: usize> { a: [T; N] }
+/// let _ = <F<f32, 3> as pybuf::Element>::layout();
+/// ```
+#[allow(dead_code)]
+mod compile_fail_checks {}
