@@ -27,7 +27,10 @@ fn get<'py>(ns: &Bound<'py, PyDict>, name: &str) -> Bound<'py, PyAny> {
         .unwrap_or_else(|| panic!("{name} not defined"))
 }
 
-fn extract<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(ns: &Bound<'py, PyDict>, expr: &str) -> T {
+fn extract<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    ns: &Bound<'py, PyDict>,
+    expr: &str,
+) -> T {
     let py = ns.py();
     let code = CString::new(expr).unwrap();
     let value = py
@@ -365,14 +368,18 @@ fn names_ignored_renamed_and_mismatched() {
             got.iter()
                 .map(|r| (r.first, r.second, r.third, r.fourth))
                 .collect::<Vec<_>>(),
-            want.iter().map(|r| (r.a, r.b, r.c, r.d)).collect::<Vec<_>>()
+            want.iter()
+                .map(|r| (r.a, r.b, r.c, r.d))
+                .collect::<Vec<_>>()
         );
 
         assert_eq!(match_format::<Tuple>(&x), Ok(()));
         let got = Buffer1::<Tuple>::get(&x).unwrap().to_vec().unwrap();
         assert_eq!(
             got.iter().map(|r| (r.0, r.1, r.2, r.3)).collect::<Vec<_>>(),
-            want.iter().map(|r| (r.a, r.b, r.c, r.d)).collect::<Vec<_>>()
+            want.iter()
+                .map(|r| (r.a, r.b, r.c, r.d))
+                .collect::<Vec<_>>()
         );
 
         assert_eq!(match_format::<Renamed>(&x), Ok(()));
@@ -381,7 +388,9 @@ fn names_ignored_renamed_and_mismatched() {
             got.iter()
                 .map(|r| (r.alpha, r.beta, r.c, r.delta))
                 .collect::<Vec<_>>(),
-            want.iter().map(|r| (r.a, r.b, r.c, r.d)).collect::<Vec<_>>()
+            want.iter()
+                .map(|r| (r.a, r.b, r.c, r.d))
+                .collect::<Vec<_>>()
         );
 
         // a name mismatch, reported with its position and both names
@@ -453,7 +462,7 @@ raw = x.tobytes()"
             2
         );
         let raw: Vec<u8> = extract(&ns, "raw");
-        assert!(!Aligned::ALWAYS_VALID);
+        const { assert!(!Aligned::ALWAYS_VALID) };
         assert!(AnyNames::layout().matches(&Aligned::layout()).is_ok());
         let size = size_of::<Aligned>();
         assert!(Aligned::is_valid(&raw[..size]));
@@ -556,7 +565,11 @@ struct CPacked {
 }
 
 /// Reads a ctypes array of `class` whose fields are `a`, `b`, `c` (as in [`CPadded`]).
-fn check_abc_values<S: Element>(ns: &Bound<'_, PyDict>, recs: &[S], fields: impl Fn(&S) -> (i32, f64, [u8; 5])) {
+fn check_abc_values<S: Element>(
+    ns: &Bound<'_, PyDict>,
+    recs: &[S],
+    fields: impl Fn(&S) -> (i32, f64, [u8; 5]),
+) {
     let a: Vec<i32> = extract(ns, "[s.a for s in arr]");
     let b: Vec<f64> = extract(ns, "[s.b for s in arr]");
     let c: Vec<Vec<u8>> = extract(ns, "[s.c.ljust(5, b'\\0') for s in arr]");
@@ -713,14 +726,8 @@ y = np.array([(2, (7, 8)), (3, (9, 10))], dtype=np.dtype([('key','u2'),('values'
         let ys = Buffer1::<Pair<i8, 2>>::get(&y).unwrap().to_vec().unwrap();
         let xv: Vec<(u16, [f64; 3])> = extract(&ns, "x.tolist()");
         let yv: Vec<(u16, [i8; 2])> = extract(&ns, "y.tolist()");
-        assert_eq!(
-            xs.iter().map(|r| (r.key, r.values)).collect::<Vec<_>>(),
-            xv
-        );
-        assert_eq!(
-            ys.iter().map(|r| (r.key, r.values)).collect::<Vec<_>>(),
-            yv
-        );
+        assert_eq!(xs.iter().map(|r| (r.key, r.values)).collect::<Vec<_>>(), xv);
+        assert_eq!(ys.iter().map(|r| (r.key, r.values)).collect::<Vec<_>>(), yv);
     });
 }
 
@@ -741,8 +748,8 @@ fn layout_is_the_structs_own() {
     check::<BigRec>();
     check::<Pair<f32, 5>>();
     check::<[Inner; 3]>();
-    assert!(Swapped::ALWAYS_VALID && CRec::ALWAYS_VALID && Pair::<u8, 1>::ALWAYS_VALID);
-    assert!(!Outer::ALWAYS_VALID && !Pair::<bool, 1>::ALWAYS_VALID);
+    const { assert!(Swapped::ALWAYS_VALID && CRec::ALWAYS_VALID && Pair::<u8, 1>::ALWAYS_VALID) };
+    const { assert!(!Outer::ALWAYS_VALID && !Pair::<bool, 1>::ALWAYS_VALID) };
     assert_eq!(Inner::type_name(), "Inner");
 }
 
