@@ -9,8 +9,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    parse_macro_input, Data, DeriveInput, Error, Fields, GenericParam, LitStr, Member, Path,
-    Result,
+    parse_macro_input, Data, DeriveInput, Error, Fields, GenericParam, LitStr, Member, Path, Result,
 };
 
 /// Derives `pybuf::Element` for a `#[repr(C)]` or `#[repr(C, packed)]` struct, so that buffers
@@ -217,7 +216,10 @@ fn field_name_override(field: &syn::Field) -> Result<Option<LitStr>> {
 
 fn check_name(name: &str, span: Span) -> Result<()> {
     if name.is_empty() {
-        Err(Error::new(span, "a field name in a buffer format cannot be empty"))
+        Err(Error::new(
+            span,
+            "a field name in a buffer format cannot be empty",
+        ))
     } else if name.contains(':') {
         Err(Error::new(
             span,
@@ -237,22 +239,21 @@ struct FieldSpec {
 }
 
 fn expand(input: &DeriveInput) -> Result<TokenStream2> {
-    let data = match &input.data {
-        Data::Struct(data) => data,
-        Data::Enum(e) => {
-            return Err(Error::new(
+    let data =
+        match &input.data {
+            Data::Struct(data) => data,
+            Data::Enum(e) => return Err(Error::new(
                 e.enum_token.span(),
                 "derive(Element) supports structs only: a buffer format has no enums (read the \
                  tag as an integer field instead)",
-            ))
-        }
-        Data::Union(u) => {
-            return Err(Error::new(
-                u.union_token.span(),
-                "derive(Element) supports structs only: a buffer format has no unions",
-            ))
-        }
-    };
+            )),
+            Data::Union(u) => {
+                return Err(Error::new(
+                    u.union_token.span(),
+                    "derive(Element) supports structs only: a buffer format has no unions",
+                ))
+            }
+        };
     check_repr(input)?;
     let options = struct_options(input)?;
     let krate = &options.krate;
@@ -326,7 +327,10 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
     if !options.ignore_names {
         for (i, (field, span)) in fields.iter().enumerate() {
             if let Some(name) = &field.name {
-                if fields[..i].iter().any(|(f, _)| f.name.as_ref() == Some(name)) {
+                if fields[..i]
+                    .iter()
+                    .any(|(f, _)| f.name.as_ref() == Some(name))
+                {
                     return Err(Error::new(
                         *span,
                         format!(
@@ -362,9 +366,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
         for param in &input.generics.params {
             if let GenericParam::Type(t) = param {
                 let t = &t.ident;
-                where_clause
-                    .predicates
-                    .push(syn::parse_quote!(#t: 'static));
+                where_clause.predicates.push(syn::parse_quote!(#t: 'static));
             }
         }
     }
