@@ -295,7 +295,7 @@ impl ItemLayout {
     /// Equivalent spellings match: nested sub-arrays are flattened (`'(2,3)d'` is `'6d'`),
     /// a struct of identical unnamed fields packed back to back is the array it spells
     /// (`'dd'` is `'2d'`), a one-item array is its item, and `'P'` is the unsigned integer
-    /// of pointer width. Field names are compared only where both sides have them.
+    /// of pointer width, and `'c'` is `'B'`. Field names are compared only where both sides have them.
     pub fn matches(&self, expected: &ItemLayout) -> Result<(), Mismatch> {
         if self.size != expected.size {
             return Err(Mismatch::Layout);
@@ -442,6 +442,8 @@ fn push_padding(out: &mut String, n: usize) {
 fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),
+        // 'c' (a one-byte bytes object, ctypes c_char) is read as `u8` (see the element table)
+        ScalarKind::Char => ScalarKind::U8,
         k => k,
     }
 }
