@@ -211,6 +211,7 @@ fn numpy_packed_record() {
 struct Inner {
     x: i16,
     y: u8,
+    w: u8,
 }
 
 /// Nested struct, sub-array and 2-D sub-array fields.
@@ -230,7 +231,7 @@ fn numpy_nested_and_subarray_fields() {
     Python::attach(|py| {
         let ns = run(
             py,
-            "inner = np.dtype([('x','i2'),('y','u1')], align=True)
+            "inner = np.dtype([('x','i2'),('y','u1'),('w','u1')], align=True)
 dt = np.dtype([('id','u4'),('v','f4',(3,)),('inner',inner),('flags','?',(2,)),
                ('m','i2',(2,2)),('z','c16')], align=True)
 x = np.zeros(4, dtype=dt)
@@ -238,6 +239,7 @@ x['id'] = [10, 20, 30, 4000000000]
 x['v'] = np.arange(12, dtype='f4').reshape(4, 3) * 0.5 - 1
 x['inner']['x'] = [-1, 2, -32768, 32767]
 x['inner']['y'] = [0, 1, 255, 128]
+x['inner']['w'] = [9, 8, 7, 6]
 x['flags'] = [[True, False], [False, True], [True, True], [False, False]]
 x['m'] = np.arange(16, dtype='i2').reshape(4, 2, 2) - 8
 x['z'] = [1+2j, -3.5j, 0, 1e-300-1e300j]",
@@ -251,6 +253,7 @@ x['z'] = [1+2j, -3.5j, 0, 1e-300-1e300j]",
         let v: Vec<[f32; 3]> = extract(&ns, "x['v'].tolist()");
         let ix: Vec<i16> = extract(&ns, "x['inner']['x'].tolist()");
         let iy: Vec<u8> = extract(&ns, "x['inner']['y'].tolist()");
+        let iw: Vec<u8> = extract(&ns, "x['inner']['w'].tolist()");
         let flags: Vec<[bool; 2]> = extract(&ns, "x['flags'].tolist()");
         let m: Vec<[[i16; 2]; 2]> = extract(&ns, "x['m'].tolist()");
         let z: Vec<(f64, f64)> = extract(&ns, "[(c.real, c.imag) for c in x['z'].tolist()]");
@@ -258,10 +261,78 @@ x['z'] = [1+2j, -3.5j, 0, 1e-300-1e300j]",
         for (i, r) in recs.iter().enumerate() {
             assert_eq!(r.id, id[i]);
             assert_eq!(r.v, v[i]);
-            assert_eq!(r.inner, Inner { x: ix[i], y: iy[i] });
+            assert_eq!(
+                r.inner,
+                Inner {
+                    x: ix[i],
+                    y: iy[i],
+                    w: iw[i]
+                }
+            );
             assert_eq!(r.flags, flags[i]);
             assert_eq!(r.m, m[i]);
             assert_eq!((r.z.re, r.z.im), z[i]);
+        }
+    });
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, pybuf::Element)]
+#[repr(C)]
+struct InnerPadded {
+    x: i16,
+    y: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, pybuf::Element)]
+#[repr(C)]
+struct OuterPadded {
+    inner: InnerPadded,
+    flag: bool,
+    f: f32,
+}
+
+/// numpy writes a nested aligned struct without its trailing padding (`'T{h:x:B:y:}'` for a
+/// 4-byte item) and then pads the outer struct explicitly, while the PEP 3118 native rules
+/// (and numpy's own format parser) pad the nested struct to its alignment: the format then
+/// places the following fields elsewhere than the dtype does. pybuf must accept such an array
+/// exactly when its format agrees with the dtype's offsets, and then read the right values.
+#[test]
+fn numpy_nested_struct_with_trailing_padding() {
+    Python::attach(|py| {
+        let ns = run(
+            py,
+            "inner = np.dtype([('x','i2'),('y','u1')], align=True)
+dt = np.dtype([('inner', inner), ('flag', '?'), ('f', 'f4')], align=True)
+x = np.array([((1, 2), True, 0.5), ((-3, 250), False, -8.0)], dtype=dt)
+offsets = [dt.fields[n][1] for n in dt.names]",
+        );
+        assert_eq!(
+            extract::<usize>(&ns, "dt.itemsize"),
+            size_of::<OuterPadded>()
+        );
+        let numpy_offsets: Vec<usize> = extract(&ns, "offsets");
+        let ours: Vec<usize> = layout_offsets::<OuterPadded>()
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
+        assert_eq!(numpy_offsets, ours);
+        let x = get(&ns, "x");
+        let (format, itemsize) = format_of(&x);
+        let parsed = parse(&format).unwrap();
+        let parsed_offsets: Vec<usize> = match &parsed.kind {
+            pybuf::format::ItemKind::Struct(fields) => fields.iter().map(|f| f.offset).collect(),
+            other => panic!("{format}: {other:?}"),
+        };
+        let format_agrees = parsed.size == itemsize && parsed_offsets == numpy_offsets;
+        let read = Buffer1::<OuterPadded>::get(&x).and_then(|b| b.to_vec());
+        assert_eq!(read.is_ok(), format_agrees, "{format}: {read:?}");
+        if let Ok(recs) = read {
+            let back: Vec<((i16, u8), bool, f32)> = extract(&ns, "x.tolist()");
+            let got: Vec<((i16, u8), bool, f32)> = recs
+                .iter()
+                .map(|r| ((r.inner.x, r.inner.y), r.flag, r.f))
+                .collect();
+            assert_eq!(got, back);
         }
     });
 }
