@@ -105,11 +105,6 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
         let raw = Acquired::new(obj, writable)?;
-        if writable && raw.is_readonly() {
-            return Err(Error::ReadOnly {
-                type_name: type_name(obj),
-            });
-        }
         let item = parse_format(obj, &raw)?;
         Self::from_parts(obj, raw, &item, None)
     }
@@ -123,8 +118,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         layout: Option<Layout<IxDyn>>,
     ) -> Result<Self, Error> {
         if let Err(mismatch) = item.matches(&T::layout()) {
-            let expected = Self::expected();
-            let found = found(obj, &raw, Some(item));
+            let expected = Box::new(Self::expected());
+            let found = Box::new(found(obj, &raw, Some(item)));
             return Err(match mismatch {
                 Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
                     expected,
@@ -145,8 +140,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         };
         if !ndim_fits {
             return Err(Error::Dimensions {
-                expected: Self::expected(),
-                found: found(obj, &raw, Some(item)),
+                expected: Box::new(Self::expected()),
+                found: Box::new(found(obj, &raw, Some(item))),
             });
         }
         let layout = match layout {
@@ -584,7 +579,7 @@ pub(crate) fn parse_format(obj: &Bound<'_, PyAny>, raw: &Acquired) -> Result<Ite
         .and_then(format::parse)
         .map_err(|error| Error::Format {
             type_name: type_name(obj),
-            error,
+            error: Box::new(error),
         })
 }
 

@@ -295,7 +295,7 @@ impl ItemLayout {
     /// Equivalent spellings match: nested sub-arrays are flattened (`'(2,3)d'` is `'6d'`),
     /// a struct of identical unnamed fields packed back to back is the array it spells
     /// (`'dd'` is `'2d'`), a one-item array is its item, and `'P'` is the unsigned integer
-    /// of pointer width, and `'c'` is `'B'`. Field names are compared only where both sides have them.
+    /// of pointer width. Field names are compared only where both sides have them.
     pub fn matches(&self, expected: &ItemLayout) -> Result<(), Mismatch> {
         if self.size != expected.size {
             return Err(Mismatch::Layout);
@@ -442,7 +442,6 @@ fn push_padding(out: &mut String, n: usize) {
 fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),
-        // 'c' (a one-byte bytes object, ctypes c_char) is read as `u8` (see the element table)
         ScalarKind::Char => ScalarKind::U8,
         k => k,
     }
@@ -458,6 +457,9 @@ pub(crate) fn shape_tuple(shape: &[usize]) -> String {
     }
 }
 
+/// One `u8`, the element of byte strings.
+static BYTE: ItemLayout = ItemLayout::scalar(Scalar::native(ScalarKind::U8), 1);
+
 /// An item reduced to the form in which equivalent spellings are equal.
 enum Normal<'a> {
     Scalar(Scalar),
@@ -469,6 +471,15 @@ enum Normal<'a> {
 impl<'a> Normal<'a> {
     fn of(item: &'a ItemLayout) -> Normal<'a> {
         match &item.kind {
+            // a byte string of n bytes is n bytes: '5s' reads as [u8; 5]
+            ItemKind::Scalar(Scalar {
+                kind: ScalarKind::Bytes(n) | ScalarKind::PascalString(n),
+                ..
+            }) if *n != 1 => Normal::Array(*n, &BYTE),
+            ItemKind::Scalar(Scalar {
+                kind: ScalarKind::Bytes(1) | ScalarKind::PascalString(1),
+                ..
+            }) => Normal::Scalar(Scalar::native(ScalarKind::U8)),
             ItemKind::Scalar(s) => Normal::Scalar(*s),
             ItemKind::Array { shape, elem } => {
                 let mut count: usize = shape.iter().product();
