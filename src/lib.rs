@@ -24,6 +24,7 @@ mod release;
 
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
+pub use export::ExportedBuffer;
 pub use release::{flush_releases, pending_releases};
 
 #[cfg(feature = "derive")]
