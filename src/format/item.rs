@@ -389,8 +389,15 @@ impl ItemLayout {
                 }
             }
             ItemKind::Array { shape, elem } => {
+                // nested sub-arrays are written as one shape: '(2,3)d', not '(2)(3)d' (which
+                // numpy and the struct grammar reject)
+                let mut dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+                let mut elem: &ItemLayout = elem;
+                while let ItemKind::Array { shape, elem: inner } = &elem.kind {
+                    dims.extend(shape.iter().map(|d| d.to_string()));
+                    elem = inner;
+                }
                 out.push('(');
-                let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
                 out.push_str(&dims.join(","));
                 out.push(')');
                 elem.write_format(out, top);
