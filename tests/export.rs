@@ -216,3 +216,287 @@ fn every_element_type_as_numpy_and_memoryview_see_it() {
     check_vec(vec![le::I32::new(-513)], "<i4", "i", &[]);
     check_vec(vec![le::U64::new(u64::MAX)], "<u8", "Q", &[]);
 }
+
+/// Checks an exported f64 array against numpy's view of it: memory, shape, strides, values,
+/// memoryview fields, bytes(x) and (for C-contiguous exports) memoryview.cast('B').
+fn check_array<D: ndarray::Dimension + 'static>(arr: Array<f64, D>) {
+    Python::attach(|py| {
+        let shape = arr.shape().to_vec();
+        let strides: Vec<isize> = if arr.is_empty() {
+            // empty exports get C-order strides (computed here by numpy's rule)
+            let mut st = vec![8isize; shape.len()];
+            for k in (0..shape.len().saturating_sub(1)).rev() {
+                st[k] = st[k + 1] * shape[k + 1].max(1) as isize;
+            }
+            st
+        } else {
+            arr.strides().iter().map(|s| s * 8).collect()
+        };
+        let logical: Vec<f64> = arr.iter().copied().collect();
+        let c_contig = arr.is_standard_layout() || arr.is_empty();
+        let c_bytes: Vec<u8> = logical.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let x = export::from_array(py, arr).unwrap();
+        let locals = run(
+            py,
+            x.bind(py).as_any(),
+            &[],
+            "a = np.asarray(x)\n\
+             ptr = a.__array_interface__['data'][0]\n\
+             shape, strides, flat = a.shape, a.strides, a.ravel(order='C').tolist()\n\
+             dtype = a.dtype.str\n\
+             m = memoryview(x)\n\
+             mshape, mstrides, mro, mfmt = m.shape, m.strides, m.readonly, m.format\n\
+             mflat = np.array(m.tolist()).ravel().tolist()\n\
+             raw = bytes(x)\n\
+             tob = a.tobytes(order='C')\n\
+             cast = bytes(m.cast('B').tolist()) if m.c_contiguous and m.nbytes else b''\n\
+             mc = m.c_contiguous\n\
+             m.release()\n\
+             del a\n",
+        );
+        let what = format!("shape {shape:?} strides {strides:?}");
+        assert_eq!(get::<usize>(&locals, "ptr"), x.as_ptr() as usize, "{what}");
+        assert_eq!(get::<Vec<usize>>(&locals, "shape"), shape, "{what}");
+        assert_eq!(get::<Vec<isize>>(&locals, "strides"), strides, "{what}");
+        assert_eq!(get::<Vec<f64>>(&locals, "flat"), logical, "{what}");
+        assert_eq!(get::<String>(&locals, "dtype"), "<f8", "{what}");
+        assert_eq!(get::<Vec<usize>>(&locals, "mshape"), shape, "{what}");
+        assert_eq!(get::<Vec<isize>>(&locals, "mstrides"), strides, "{what}");
+        assert!(get::<bool>(&locals, "mro"), "{what}");
+        assert_eq!(get::<String>(&locals, "mfmt"), "d", "{what}");
+        assert_eq!(get::<Vec<f64>>(&locals, "mflat"), logical, "{what}");
+        assert_eq!(get::<Vec<u8>>(&locals, "raw"), c_bytes, "{what}");
+        assert_eq!(get::<Vec<u8>>(&locals, "tob"), c_bytes, "{what}");
+        assert_eq!(get::<bool>(&locals, "mc"), c_contig, "{what}");
+        if c_contig {
+            assert_eq!(get::<Vec<u8>>(&locals, "cast"), c_bytes, "{what}");
+        }
+        drop(locals);
+        let back = x.try_into_inner().unwrap();
+        assert_eq!(back.iter().copied().collect::<Vec<_>>(), logical);
+    });
+}
+
+fn iota(n: usize) -> Vec<f64> {
+    (0..n).map(|i| i as f64 * 1.5 - 4.0).collect()
+}
+
+#[test]
+fn every_layout_as_numpy_and_memoryview_see_it() {
+    check_array(Array0::from_elem((), 2.5));
+    check_array(ArrayD::from_shape_vec(IxDyn(&[]), vec![-1.25]).unwrap());
+    check_array(Array::from_vec(iota(7)));
+    check_array(Array::from_vec(Vec::<f64>::new()));
+    check_array(Array2::from_shape_vec((3, 4), iota(12)).unwrap());
+    check_array(Array2::from_shape_vec((3, 4).f(), iota(12)).unwrap());
+    check_array(Array2::from_shape_vec((3, 4), iota(12)).unwrap().reversed_axes());
+    check_array(Array3::from_shape_vec((2, 3, 4).f(), iota(24)).unwrap());
+    check_array(Array2::from_shape_vec((3, 0), vec![]).unwrap());
+    let mut inv = Array2::from_shape_vec((3, 4), iota(12)).unwrap();
+    inv.invert_axis(Axis(0));
+    check_array(inv);
+    let mut inv_both = Array2::from_shape_vec((3, 4).f(), iota(12)).unwrap();
+    inv_both.invert_axis(Axis(0));
+    inv_both.invert_axis(Axis(1));
+    check_array(inv_both);
+    check_array(
+        Array2::from_shape_vec((5, 8), iota(40))
+            .unwrap()
+            .slice_move(s![..;2, ..;-3]),
+    );
+    check_array(
+        Array3::from_shape_vec((4, 5, 6), iota(120))
+            .unwrap()
+            .slice_move(s![1..;2, ..;-1, 2..5]),
+    );
+    check_array(Array::from_vec(iota(10)).slice_move(s![..;-2]));
+    check_array(
+        ArrayD::from_shape_vec(IxDyn(&[2, 1, 3, 2]), iota(12))
+            .unwrap()
+            .permuted_axes(IxDyn(&[3, 1, 0, 2])),
+    );
+}
+
+#[test]
+fn boxed_slices_export_like_vectors() {
+    Python::attach(|py| {
+        let x = export::from_boxed_slice(py, vec![1u32, 2, 3].into_boxed_slice()).unwrap();
+        let locals = run(py, x.bind(py).as_any(), &[], "v = np.asarray(x).tolist()\n");
+        assert_eq!(get::<Vec<u32>>(&locals, "v"), [1, 2, 3]);
+        drop(locals);
+        let back: Box<[u32]> = x.try_into_inner().unwrap();
+        assert_eq!(&*back, &[1, 2, 3]);
+    });
+}
+
+#[test]
+fn try_into_inner_waits_for_views_to_be_released() {
+    Python::attach(|py| {
+        let x = export::from_vec(py, vec![1.0f64, 2.0, 3.0]).unwrap();
+        let locals = run(py, x.bind(py).as_any(), &[], "m = memoryview(x)\n");
+        assert_eq!(x.view_count(), 1);
+        match x.try_into_inner() {
+            Err(Error::ViewsAlive { count }) => assert_eq!(count, 1),
+            other => panic!("expected ViewsAlive, got {other:?}"),
+        }
+        // the failed attempt changed nothing: the view still reads the data
+        let m = locals.get_item("m").unwrap().unwrap();
+        assert_eq!(
+            m.call_method0("tolist").unwrap().extract::<Vec<f64>>().unwrap(),
+            [1.0, 2.0, 3.0]
+        );
+        m.call_method0("release").unwrap();
+        assert_eq!(x.view_count(), 0);
+        assert_eq!(x.try_into_inner().unwrap(), [1.0, 2.0, 3.0]);
+        // taken: Python can no longer view it, and Rust can't take it twice
+        let err = py
+            .import("builtins")
+            .unwrap()
+            .getattr("memoryview")
+            .unwrap()
+            .call1((x.bind(py),))
+            .unwrap_err();
+        assert!(err.is_instance_of::<pyo3::exceptions::PyBufferError>(py), "{err}");
+        assert!(matches!(x.try_into_inner(), Err(Error::ExportTaken)));
+    });
+}
+
+#[test]
+fn numpy_views_count_until_the_array_is_gone() {
+    Python::attach(|py| {
+        let x = export::from_array(py, Array2::from_shape_vec((2, 2), iota(4)).unwrap()).unwrap();
+        let locals = run(py, x.bind(py).as_any(), &[], "a = np.asarray(x)\nb = a[1:]\n");
+        assert!(matches!(x.try_into_inner(), Err(Error::ViewsAlive { .. })));
+        locals.del_item("a").unwrap();
+        assert!(matches!(x.try_into_inner(), Err(Error::ViewsAlive { .. })), "b keeps it");
+        locals.del_item("b").unwrap();
+        assert_eq!(x.try_into_inner().unwrap().into_raw_vec_and_offset().0, iota(4));
+    });
+}
+
+#[test]
+fn writes_through_a_writable_export_are_seen_by_rust() {
+    Python::attach(|py| {
+        let arr = Array2::from_shape_vec((3, 4).f(), iota(12)).unwrap();
+        let x = export::from_array_mut(py, arr).unwrap();
+        assert!(x.is_writable());
+        let locals = run(
+            py,
+            x.bind(py).as_any(),
+            &[],
+            "a = np.asarray(x)\n\
+             w = a.flags.writeable\n\
+             a[1, 2] = 100.0\n\
+             a[:, 0] *= -1\n\
+             m = memoryview(x)\n\
+             ro = m.readonly\n\
+             m[2, 3] = 7.5\n\
+             m.release()\n\
+             expected = a.tolist()\n\
+             del a\n",
+        );
+        assert!(get::<bool>(&locals, "w"));
+        assert!(!get::<bool>(&locals, "ro"));
+        let expected: Vec<Vec<f64>> = get(&locals, "expected");
+        assert_eq!(expected[1][2], 100.0);
+        assert_eq!(expected[2][3], 7.5);
+        let back = x.try_into_inner().unwrap();
+        let rows: Vec<Vec<f64>> = back.rows().into_iter().map(|r| r.to_vec()).collect();
+        assert_eq!(rows, expected);
+        assert!(back.t().is_standard_layout(), "still Fortran order");
+    });
+}
+
+#[test]
+fn read_only_exports_refuse_writes() {
+    Python::attach(|py| {
+        let x = export::from_vec(py, vec![1i32, 2]).unwrap();
+        let locals = run(
+            py,
+            x.bind(py).as_any(),
+            &[],
+            "a = np.asarray(x)\n\
+             w = a.flags.writeable\n\
+             try:\n    a[0] = 5\n    err = None\n\
+             except ValueError as e:\n    err = 'ValueError'\n\
+             m = memoryview(x)\n\
+             try:\n    m[0] = 5\n    merr = None\n\
+             except TypeError:\n    merr = 'TypeError'\n\
+             m.release()\n\
+             del a\n",
+        );
+        assert!(!get::<bool>(&locals, "w"));
+        assert_eq!(get::<Option<String>>(&locals, "err").as_deref(), Some("ValueError"));
+        assert_eq!(get::<Option<String>>(&locals, "merr").as_deref(), Some("TypeError"));
+        drop(locals);
+        assert_eq!(x.try_into_inner().unwrap(), [1, 2]);
+    });
+}
+
+#[test]
+fn rust_reads_while_exported_never_race_python_writes() {
+    Python::attach(|py| {
+        // read-only export: Rust may read while Python views it
+        let ro = export::from_vec(py, vec![1u8, 2, 3]).unwrap();
+        let locals = run(py, ro.bind(py).as_any(), &[], "m = memoryview(x)\n");
+        assert_eq!(ro.with_inner(|s| s.iter().sum::<u8>()).unwrap(), 6);
+        drop(locals);
+
+        // writable export: not while a view lives, and no view while Rust reads
+        let rw = export::from_vec_mut(py, vec![1u8, 2, 3]).unwrap();
+        let locals = run(py, rw.bind(py).as_any(), &[], "m = memoryview(x)\n");
+        assert!(matches!(
+            rw.with_inner(|s| s.len()),
+            Err(Error::BorrowConflict { .. })
+        ));
+        locals
+            .get_item("m")
+            .unwrap()
+            .unwrap()
+            .call_method0("release")
+            .unwrap();
+        let refused = rw
+            .with_inner(|s| {
+                let err = py
+                    .import("builtins")
+                    .unwrap()
+                    .getattr("memoryview")
+                    .unwrap()
+                    .call1((rw.bind(py),))
+                    .unwrap_err();
+                (s.to_vec(), err.is_instance_of::<pyo3::exceptions::PyBufferError>(py))
+            })
+            .unwrap();
+        assert_eq!(refused, (vec![1, 2, 3], true));
+        // after the read, views work again
+        let locals = run(py, rw.bind(py).as_any(), &[], "v = bytes(x)\n");
+        assert_eq!(get::<Vec<u8>>(&locals, "v"), [1, 2, 3]);
+    });
+}
+
+#[test]
+fn invalid_bools_written_by_python_are_caught() {
+    Python::attach(|py| {
+        let x = export::from_vec_mut(py, vec![true, false, true]).unwrap();
+        run(
+            py,
+            x.bind(py).as_any(),
+            &[],
+            "m = memoryview(x).cast('B')\nm[1] = 2\nm.release()\n",
+        );
+        match x.try_into_inner() {
+            Err(Error::InvalidValue { position, bytes, .. }) => {
+                assert_eq!((position, bytes), (1, vec![2]))
+            }
+            other => panic!("expected InvalidValue, got {other:?}"),
+        }
+        assert!(matches!(x.with_inner(|_| ()), Err(Error::InvalidValue { .. })));
+        run(
+            py,
+            x.bind(py).as_any(),
+            &[],
+            "m = memoryview(x).cast('B')\nm[1] = 1\nm.release()\n",
+        );
+        assert_eq!(x.try_into_inner().unwrap(), [true, true, true]);
+    });
+}

@@ -280,6 +280,13 @@ fn export_elements<T: Element>(
             type_name: object::TYPE_NAME.to_string(),
             reason: format!("strides {elem_strides:?} overflow in bytes"),
         })?;
+    // An empty buffer's strides are arbitrary; give consumers the C-order ones, on which they
+    // all agree (memoryview judges a 1-D buffer by its stride alone, even when it is empty).
+    let strides = if shape.contains(&0) {
+        c_strides(shape, itemsize)
+    } else {
+        strides
+    };
     let layout = Layout::new(ptr.cast(), shape, &strides, itemsize, item.to_format())?;
     let padding = layout::padding_ranges(&item);
     if !padding.is_empty() {
@@ -300,6 +307,17 @@ fn export_elements<T: Element>(
         });
     }
     Ok(ExportedBuffer::new(owner, layout, writable, validity::<T>()))
+}
+
+/// C-order byte strides (saturating: only used for empty buffers, whose size is checked).
+fn c_strides(shape: &[usize], itemsize: usize) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut step = itemsize as isize;
+    for (stride, &len) in strides.iter_mut().zip(shape).rev() {
+        *stride = step;
+        step = step.saturating_mul(len.max(1) as isize);
+    }
+    strides
 }
 
 impl<T: Element> sealed::Sealed for Vec<T> {}
