@@ -2,12 +2,11 @@
 //! memoryview see them, writes, view counting and taking the data back.
 
 use ndarray::{s, Array, Array0, Array2, Array3, ArrayD, Axis, IxDyn, ShapeBuilder};
-use pybuf::export::{self, ExportSource, Exported};
-use pybuf::format::{Field, ItemKind, ItemLayout, Scalar, ScalarKind};
+use pybuf::export;
 use pybuf::{be, le, Element, Error};
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyDict, PyList};
+use pyo3::IntoPyObjectExt;
 
 /// Runs `code` with `x`, numpy (`np`) and `extra` in scope; returns the locals.
 fn run<'py>(
@@ -28,7 +27,10 @@ fn run<'py>(
     locals
 }
 
-fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(locals: &Bound<'py, PyDict>, name: &str) -> T {
+fn get<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    locals: &Bound<'py, PyDict>,
+    name: &str,
+) -> T {
     locals
         .get_item(name)
         .unwrap()
@@ -141,13 +143,20 @@ fn check_vec<T: PyValue>(values: Vec<T>, dtype: &str, format: &str, item_shape: 
              del a\n",
         );
         let tname = T::type_name();
-        assert_eq!(get::<usize>(&locals, "ptr"), ptr, "{tname}: numpy shares the memory");
+        assert_eq!(
+            get::<usize>(&locals, "ptr"),
+            ptr,
+            "{tname}: numpy shares the memory"
+        );
         assert!(get::<bool>(&locals, "dtype_ok"), "{tname}: dtype {dtype}");
         let mut shape = vec![n];
         shape.extend_from_slice(item_shape);
         assert_eq!(get::<Vec<usize>>(&locals, "shape"), shape, "{tname}");
         assert!(get::<bool>(&locals, "values_ok"), "{tname}: values");
-        assert!(!get::<bool>(&locals, "writeable"), "{tname}: read-only export");
+        assert!(
+            !get::<bool>(&locals, "writeable"),
+            "{tname}: read-only export"
+        );
         assert_eq!(get::<String>(&locals, "fmt"), format, "{tname}");
         let size = std::mem::size_of::<T>();
         assert_eq!(get::<usize>(&locals, "itemsize"), size, "{tname}");
@@ -155,10 +164,22 @@ fn check_vec<T: PyValue>(values: Vec<T>, dtype: &str, format: &str, item_shape: 
             assert_eq!(calc, size, "{tname}: struct.calcsize agrees with itemsize");
         }
         assert_eq!(get::<Vec<usize>>(&locals, "mshape"), [n], "{tname}");
-        assert_eq!(get::<Vec<isize>>(&locals, "mstrides"), [size as isize], "{tname}");
+        assert_eq!(
+            get::<Vec<isize>>(&locals, "mstrides"),
+            [size as isize],
+            "{tname}"
+        );
         assert!(get::<bool>(&locals, "ro"), "{tname}");
-        assert_eq!(get::<Vec<u8>>(&locals, "raw"), rust_bytes, "{tname}: bytes(x)");
-        assert_eq!(get::<Vec<u8>>(&locals, "cast"), rust_bytes, "{tname}: cast('B')");
+        assert_eq!(
+            get::<Vec<u8>>(&locals, "raw"),
+            rust_bytes,
+            "{tname}: bytes(x)"
+        );
+        assert_eq!(
+            get::<Vec<u8>>(&locals, "cast"),
+            rust_bytes,
+            "{tname}: cast('B')"
+        );
         // memoryview(x), its cast, numpy's array and bytes(x)'s temporary view are gone
         assert!(get::<usize>(&locals, "views_during") >= 2, "{tname}");
         drop(locals);
@@ -183,7 +204,12 @@ fn every_element_type_as_numpy_and_memoryview_see_it() {
     check_vec(vec![isize::MIN, 0, isize::MAX], "i8", "q", &[]);
     check_vec(vec![usize::MAX, 0, 9], "u8", "Q", &[]);
     check_vec(vec![1.5f32, -0.25, f32::MAX], "f4", "f", &[]);
-    check_vec(vec![1.5f64, -2.75, 1e300, f64::MIN_POSITIVE], "f8", "d", &[]);
+    check_vec(
+        vec![1.5f64, -2.75, 1e300, f64::MIN_POSITIVE],
+        "f8",
+        "d",
+        &[],
+    );
     check_vec(vec![true, false, true, true], "?", "?", &[]);
     check_vec(
         vec![f16::from_f32(1.5), f16::from_f32(-0.5), f16::MAX],
@@ -203,13 +229,38 @@ fn every_element_type_as_numpy_and_memoryview_see_it() {
         "Zd",
         &[],
     );
-    check_vec(vec![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]], "f4", "(3)f", &[3]);
-    check_vec(vec![[[1i16, 2], [3, 4]], [[5, 6], [7, 8]]], "i2", "(2,2)h", &[2, 2]);
-    check_vec(vec![be::F64::new(1.5), be::F64::new(-3.0)], ">f8", ">d", &[]);
+    check_vec(
+        vec![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]],
+        "f4",
+        "(3)f",
+        &[3],
+    );
+    check_vec(
+        vec![[[1i16, 2], [3, 4]], [[5, 6], [7, 8]]],
+        "i2",
+        "(2,2)h",
+        &[2, 2],
+    );
+    check_vec(
+        vec![be::F64::new(1.5), be::F64::new(-3.0)],
+        ">f8",
+        ">d",
+        &[],
+    );
     check_vec(vec![be::F32::new(0.5), be::F32::new(2.0)], ">f4", ">f", &[]);
     check_vec(vec![be::I16::new(-2), be::I16::new(300)], ">i2", ">h", &[]);
-    check_vec(vec![be::U32::new(7), be::U32::new(u32::MAX)], ">u4", ">I", &[]);
-    check_vec(vec![be::I64::new(-7), be::I64::new(1 << 50)], ">i8", ">q", &[]);
+    check_vec(
+        vec![be::U32::new(7), be::U32::new(u32::MAX)],
+        ">u4",
+        ">I",
+        &[],
+    );
+    check_vec(
+        vec![be::I64::new(-7), be::I64::new(1 << 50)],
+        ">i8",
+        ">q",
+        &[],
+    );
     check_vec(vec![le::F64::new(1.5), le::F64::new(-3.0)], "<f8", "d", &[]);
     check_vec(vec![le::F32::new(1.5)], "<f4", "f", &[]);
     check_vec(vec![le::U16::new(513)], "<u2", "H", &[]);
@@ -289,7 +340,11 @@ fn every_layout_as_numpy_and_memoryview_see_it() {
     check_array(Array::from_vec(Vec::<f64>::new()));
     check_array(Array2::from_shape_vec((3, 4), iota(12)).unwrap());
     check_array(Array2::from_shape_vec((3, 4).f(), iota(12)).unwrap());
-    check_array(Array2::from_shape_vec((3, 4), iota(12)).unwrap().reversed_axes());
+    check_array(
+        Array2::from_shape_vec((3, 4), iota(12))
+            .unwrap()
+            .reversed_axes(),
+    );
     check_array(Array3::from_shape_vec((2, 3, 4).f(), iota(24)).unwrap());
     check_array(Array2::from_shape_vec((3, 0), vec![]).unwrap());
     let mut inv = Array2::from_shape_vec((3, 4), iota(12)).unwrap();
@@ -342,7 +397,10 @@ fn try_into_inner_waits_for_views_to_be_released() {
         // the failed attempt changed nothing: the view still reads the data
         let m = locals.get_item("m").unwrap().unwrap();
         assert_eq!(
-            m.call_method0("tolist").unwrap().extract::<Vec<f64>>().unwrap(),
+            m.call_method0("tolist")
+                .unwrap()
+                .extract::<Vec<f64>>()
+                .unwrap(),
             [1.0, 2.0, 3.0]
         );
         m.call_method0("release").unwrap();
@@ -356,7 +414,10 @@ fn try_into_inner_waits_for_views_to_be_released() {
             .unwrap()
             .call1((x.bind(py),))
             .unwrap_err();
-        assert!(err.is_instance_of::<pyo3::exceptions::PyBufferError>(py), "{err}");
+        assert!(
+            err.is_instance_of::<pyo3::exceptions::PyBufferError>(py),
+            "{err}"
+        );
         assert!(matches!(x.try_into_inner(), Err(Error::ExportTaken)));
     });
 }
@@ -365,12 +426,23 @@ fn try_into_inner_waits_for_views_to_be_released() {
 fn numpy_views_count_until_the_array_is_gone() {
     Python::attach(|py| {
         let x = export::from_array(py, Array2::from_shape_vec((2, 2), iota(4)).unwrap()).unwrap();
-        let locals = run(py, x.bind(py).as_any(), &[], "a = np.asarray(x)\nb = a[1:]\n");
+        let locals = run(
+            py,
+            x.bind(py).as_any(),
+            &[],
+            "a = np.asarray(x)\nb = a[1:]\n",
+        );
         assert!(matches!(x.try_into_inner(), Err(Error::ViewsAlive { .. })));
         locals.del_item("a").unwrap();
-        assert!(matches!(x.try_into_inner(), Err(Error::ViewsAlive { .. })), "b keeps it");
+        assert!(
+            matches!(x.try_into_inner(), Err(Error::ViewsAlive { .. })),
+            "b keeps it"
+        );
         locals.del_item("b").unwrap();
-        assert_eq!(x.try_into_inner().unwrap().into_raw_vec_and_offset().0, iota(4));
+        assert_eq!(
+            x.try_into_inner().unwrap().into_raw_vec_and_offset().0,
+            iota(4)
+        );
     });
 }
 
@@ -426,8 +498,14 @@ fn read_only_exports_refuse_writes() {
              del a\n",
         );
         assert!(!get::<bool>(&locals, "w"));
-        assert_eq!(get::<Option<String>>(&locals, "err").as_deref(), Some("ValueError"));
-        assert_eq!(get::<Option<String>>(&locals, "merr").as_deref(), Some("TypeError"));
+        assert_eq!(
+            get::<Option<String>>(&locals, "err").as_deref(),
+            Some("ValueError")
+        );
+        assert_eq!(
+            get::<Option<String>>(&locals, "merr").as_deref(),
+            Some("TypeError")
+        );
         drop(locals);
         assert_eq!(x.try_into_inner().unwrap(), [1, 2]);
     });
@@ -464,7 +542,10 @@ fn rust_reads_while_exported_never_race_python_writes() {
                     .unwrap()
                     .call1((rw.bind(py),))
                     .unwrap_err();
-                (s.to_vec(), err.is_instance_of::<pyo3::exceptions::PyBufferError>(py))
+                (
+                    s.to_vec(),
+                    err.is_instance_of::<pyo3::exceptions::PyBufferError>(py),
+                )
             })
             .unwrap();
         assert_eq!(refused, (vec![1, 2, 3], true));
@@ -485,12 +566,17 @@ fn invalid_bools_written_by_python_are_caught() {
             "m = memoryview(x).cast('B')\nm[1] = 2\nm.release()\n",
         );
         match x.try_into_inner() {
-            Err(Error::InvalidValue { position, bytes, .. }) => {
+            Err(Error::InvalidValue {
+                position, bytes, ..
+            }) => {
                 assert_eq!((position, bytes), (1, vec![2]))
             }
             other => panic!("expected InvalidValue, got {other:?}"),
         }
-        assert!(matches!(x.with_inner(|_| ()), Err(Error::InvalidValue { .. })));
+        assert!(matches!(
+            x.with_inner(|_| ()),
+            Err(Error::InvalidValue { .. })
+        ));
         run(
             py,
             x.bind(py).as_any(),

@@ -54,8 +54,12 @@ fn request(obj: &Bound<'_, PyAny>, flags: i32) -> Option<(Filled, usize)> {
         readonly: view.readonly,
         ndim: view.ndim,
         // SAFETY: a non-null format is a NUL-terminated string.
-        format: (!view.format.is_null())
-            .then(|| unsafe { CStr::from_ptr(view.format) }.to_str().unwrap().to_string()),
+        format: (!view.format.is_null()).then(|| {
+            unsafe { CStr::from_ptr(view.format) }
+                .to_str()
+                .unwrap()
+                .to_string()
+        }),
         shape: dims(view.shape),
         strides: dims(view.strides),
         suboffsets_null: view.suboffsets.is_null(),
@@ -180,6 +184,11 @@ fn byte_requests_match_bytes_and_bytearray() {
         compare(py, ro.bind(py).as_any(), &eval(py, "b'hello'"), data);
         let rw = export::from_vec_mut(py, b"hello".to_vec()).unwrap();
         let data = rw.as_ptr() as usize;
-        compare(py, rw.bind(py).as_any(), &eval(py, "bytearray(b'hello')"), data);
+        compare(
+            py,
+            rw.bind(py).as_any(),
+            &eval(py, "bytearray(b'hello')"),
+            data,
+        );
     });
 }

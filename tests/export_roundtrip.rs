@@ -121,7 +121,13 @@ fn bytes_are_freed_after_the_last_reference_and_view() {
             .unwrap()
             .call1((&x,))
             .unwrap();
-        assert_eq!(mv.call_method0("tobytes").unwrap().extract::<Vec<u8>>().unwrap(), b"abc");
+        assert_eq!(
+            mv.call_method0("tobytes")
+                .unwrap()
+                .extract::<Vec<u8>>()
+                .unwrap(),
+            b"abc"
+        );
         drop(x); // the Rust handle is gone, Python's view keeps the data
         assert!(!freed.load(Ordering::SeqCst));
         mv.call_method0("release").unwrap();

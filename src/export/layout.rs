@@ -147,8 +147,16 @@ mod tests {
             size: 24,
             align: 8,
             kind: ItemKind::Struct(vec![
-                Field { name: None, offset: 0, layout: i32_ },
-                Field { name: None, offset: 8, layout: f64_ },
+                Field {
+                    name: None,
+                    offset: 0,
+                    layout: i32_,
+                },
+                Field {
+                    name: None,
+                    offset: 8,
+                    layout: f64_,
+                },
             ]),
         };
         assert_eq!(padding_ranges(&item), vec![(4, 8), (16, 24)]);

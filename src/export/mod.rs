@@ -50,6 +50,10 @@
 //! `2` into a `bool`). Struct padding bytes are zeroed at export, so Python never reads
 //! uninitialized memory.
 
+// `Error` is the crate's one error type (part of the API contract); its size is a crate-wide
+// decision, not this module's.
+#![allow(clippy::result_large_err)]
+
 mod layout;
 mod object;
 
@@ -202,10 +206,7 @@ pub fn from_vec<T: Element>(py: Python<'_>, data: Vec<T>) -> Result<Exported<Vec
 }
 
 /// Exports a vector writable as a 1-D buffer.
-pub fn from_vec_mut<T: Element>(
-    py: Python<'_>,
-    data: Vec<T>,
-) -> Result<Exported<Vec<T>>, Error> {
+pub fn from_vec_mut<T: Element>(py: Python<'_>, data: Vec<T>) -> Result<Exported<Vec<T>>, Error> {
     new_mut(py, data)
 }
 
@@ -306,7 +307,12 @@ fn export_elements<T: Element>(
             }
         });
     }
-    Ok(ExportedBuffer::new(owner, layout, writable, validity::<T>()))
+    Ok(ExportedBuffer::new(
+        owner,
+        layout,
+        writable,
+        validity::<T>(),
+    ))
 }
 
 /// C-order byte strides (saturating: only used for empty buffers, whose size is checked).

@@ -64,11 +64,11 @@ impl Layout {
                 "zero-sized elements cannot be exported (Python requires itemsize > 0)".into(),
             ));
         }
-        if shape.len() > ffi::PyBUF_MAX_NDIM as usize {
+        if shape.len() > crate::MAX_NDIM {
             return Err(invalid(format!(
                 "{} dimensions exceed the buffer protocol's limit of {}",
                 shape.len(),
-                ffi::PyBUF_MAX_NDIM
+                crate::MAX_NDIM
             )));
         }
         let shape_i: Vec<isize> = shape
@@ -454,7 +454,11 @@ impl ExportedBuffer {
                 shape_tuple(&shape)
             },
             self.format(),
-            if self.writable { "writable" } else { "readonly" },
+            if self.writable {
+                "writable"
+            } else {
+                "readonly"
+            },
             if self.is_taken() { " (taken)" } else { "" }
         )
     }
