@@ -32,6 +32,7 @@ pub use any::{AnyBuffer, ElementKind};
 pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD};
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
+pub use export::ExportedBuffer;
 pub use guard::{ReadGuard, WriteGuard};
 pub use layout::MAX_NDIM;
 pub use release::{flush_releases, pending_releases};
