@@ -24,9 +24,9 @@ use crate::raw::Acquired;
 /// fn total(obj: &Bound<'_, PyAny>) -> Result<f64, pybuf::Error> {
 ///     let any = AnyBuffer::get(obj)?;
 ///     Ok(match any.element_kind() {
-///         ElementKind::F64 => any.typed::<f64, _>()?.to_vec()?.iter().sum(),
-///         ElementKind::I32 => any.typed::<i32, _>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
-///         ElementKind::U8 => any.typed::<u8, _>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
+///         ElementKind::F64 => any.typed::<f64, ndarray::IxDyn>()?.to_vec()?.iter().sum(),
+///         ElementKind::I32 => any.typed::<i32, ndarray::IxDyn>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
+///         ElementKind::U8 => any.typed::<u8, ndarray::IxDyn>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
 ///         _ => return Err(pybuf::Error::NotABuffer { type_name: "unsupported".into() }),
 ///     })
 /// }

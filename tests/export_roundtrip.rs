@@ -8,7 +8,6 @@ use pybuf::{Buffer2, Element};
 use pyo3::prelude::*;
 
 #[test]
-#[ignore = "needs the PEP 3118 format parser (src/format/parse.rs is a placeholder on main)"]
 fn a_buffer_of_an_export_reads_the_same_memory() {
     Python::attach(|py| {
         let arr = Array2::from_shape_vec((4, 6).f(), (0..24).map(f64::from).collect())
