@@ -192,8 +192,8 @@ pub enum Error {
     },
     /// An index outside the shape. (`IndexError`)
     IndexOutOfBounds {
-        /// The index.
-        index: Vec<usize>,
+        /// The index, as written (`[3, 1]`, `(3, 1)`).
+        index: String,
         /// The shape.
         shape: Vec<usize>,
     },
@@ -319,7 +319,7 @@ impl fmt::Display for Error {
             ),
             Error::IndexOutOfBounds { index, shape } => write!(
                 f,
-                "index {index:?} is out of bounds for shape {}",
+                "index {index} is out of bounds for shape {}",
                 shape_or_scalar(shape)
             ),
             Error::LengthMismatch { expected, found } => write!(

@@ -15,15 +15,25 @@
 
 pub use ndarray;
 
+mod any;
 mod borrow;
+mod buffer;
+mod copy;
 pub mod element;
 pub mod error;
 pub mod export;
 pub mod format;
+mod guard;
+mod layout;
+mod raw;
 mod release;
 
+pub use any::{AnyBuffer, ElementKind};
+pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD};
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
+pub use guard::{ReadGuard, WriteGuard};
+pub use layout::MAX_NDIM;
 pub use release::{flush_releases, pending_releases};
 
 #[cfg(feature = "derive")]
