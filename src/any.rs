@@ -10,7 +10,7 @@ use crate::element::Element;
 use crate::error::{Access, Error};
 use crate::format::{Endian, FormatError, ItemKind, ItemLayout, ScalarKind};
 use crate::layout::Layout;
-use crate::raw::{type_name, Acquired};
+use crate::raw::Acquired;
 
 /// An acquired buffer whose element type is not fixed yet.
 ///
@@ -94,11 +94,6 @@ impl AnyBuffer {
 
     fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
         let raw = Acquired::new(obj, writable)?;
-        if writable && raw.is_readonly() {
-            return Err(Error::ReadOnly {
-                type_name: type_name(obj),
-            });
-        }
         let item = parse_format(obj, &raw).and_then(|item| {
             crate::buffer::check_itemsize(&raw, &item)?;
             Ok(item)

@@ -105,11 +105,6 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
         let raw = Acquired::new(obj, writable)?;
-        if writable && raw.is_readonly() {
-            return Err(Error::ReadOnly {
-                type_name: type_name(obj),
-            });
-        }
         let item = parse_format(obj, &raw)?;
         Self::from_parts(obj, raw, &item, None)
     }
