@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pybuf::{flush_releases, pending_releases, AnyBuffer, Buffer1, BufferD};
+use pybuf::{flush_releases, pending_releases, AnyBuffer};
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
@@ -76,8 +76,7 @@ fn bytearray_resizes_after_drop_on_plain_thread() {
 fn child_bytearray_plain_thread() {
     Python::attach(|py| {
         let ba = PyByteArray::new(py, b"hello world");
-        let buf = Buffer1::<u8>::get(ba.as_any()).unwrap();
-        assert_eq!(buf.to_vec().unwrap(), b"hello world");
+        let buf = AnyBuffer::get(ba.as_any()).unwrap();
         assert_eq!(try_resize(&ba), Err(BUSY.to_string()));
 
         // A thread that never touched Python: the drop is queued, not released.
@@ -87,16 +86,16 @@ fn child_bytearray_plain_thread() {
         assert_eq!(pending_releases(), 0);
         assert_eq!(try_resize(&ba), Ok(()));
 
-        // Same with an N-d handle, drained by the next acquisition instead.
-        let nd = BufferD::<u8>::get(ba.as_any()).unwrap();
+        // Again, drained by the next acquisition instead.
+        let nd = AnyBuffer::get(ba.as_any()).unwrap();
         std::thread::spawn(move || drop(nd)).join().unwrap();
         assert_eq!(pending_releases(), 1);
-        let next = Buffer1::<u8>::get(PyByteArray::new(py, b"x").as_any()).unwrap();
+        let next = AnyBuffer::get(PyByteArray::new(py, b"x").as_any()).unwrap();
         assert_eq!(pending_releases(), 0);
         assert_eq!(try_resize(&ba), Ok(()));
 
-        // Dropped attached: released at once (typed and untyped handles).
-        let buf = Buffer1::<u8>::get(ba.as_any()).unwrap();
+        // Dropped attached: released at once.
+        let buf = AnyBuffer::get(ba.as_any()).unwrap();
         drop(buf);
         let any = AnyBuffer::get(ba.as_any()).unwrap();
         assert_eq!(try_resize(&ba), Err(BUSY.to_string()));
@@ -106,7 +105,7 @@ fn child_bytearray_plain_thread() {
         assert_eq!(try_resize(&ba), Ok(()));
 
         // Dropped inside `detach`: queued.
-        let buf = Buffer1::<u8>::get(ba.as_any()).unwrap();
+        let buf = AnyBuffer::get(ba.as_any()).unwrap();
         py.detach(move || drop(buf));
         assert_eq!(pending_releases(), 1);
         assert_eq!(flush_releases(py), 1);
@@ -125,7 +124,7 @@ fn queued_release_happens_while_only_python_code_runs() {
 fn child_pending_call() {
     Python::attach(|py| {
         let ba = PyByteArray::new(py, b"hello");
-        let buf = Buffer1::<u8>::get(ba.as_any()).unwrap();
+        let buf = AnyBuffer::get(ba.as_any()).unwrap();
         std::thread::spawn(move || drop(buf)).join().unwrap();
         assert_eq!(pending_releases(), 1);
         // No acquisition and no flush from here on, only Python code: the pending call that
@@ -159,7 +158,7 @@ fn drop_completes_while_lock_holder_waits_for_the_dropping_thread() {
 fn child_lock_holder_waits() {
     Python::attach(|py| {
         let ba = PyByteArray::new(py, b"hello");
-        let buf = Buffer1::<u8>::get(ba.as_any()).unwrap();
+        let buf = AnyBuffer::get(ba.as_any()).unwrap();
         let (tx, rx) = mpsc::channel();
         let worker = std::thread::spawn(move || {
             drop(buf);
@@ -190,7 +189,7 @@ fn child_many_threads() {
     let start = Instant::now();
     Python::attach(|py| {
         let np = py.import("numpy").unwrap();
-        // Even threads hold bytearrays (1-D u8 handles), odd ones numpy arrays (N-d f64).
+        // Even threads hold bytearrays, odd ones numpy arrays.
         let objects: Vec<Bound<'_, PyAny>> = (0..THREADS)
             .map(|i| {
                 if i % 2 == 0 {
@@ -201,24 +200,9 @@ fn child_many_threads() {
             })
             .collect();
         let base: Vec<usize> = objects.iter().map(refcount).collect();
-        enum Handle {
-            Typed(Buffer1<u8>),
-            Nd(BufferD<f64>),
-        }
-        let batches: Vec<Vec<Handle>> = objects
+        let batches: Vec<Vec<AnyBuffer>> = objects
             .iter()
-            .enumerate()
-            .map(|(i, obj)| {
-                (0..PER_THREAD)
-                    .map(|_| {
-                        if i % 2 == 0 {
-                            Handle::Typed(Buffer1::<u8>::get(obj).unwrap())
-                        } else {
-                            Handle::Nd(BufferD::<f64>::get(obj).unwrap())
-                        }
-                    })
-                    .collect()
-            })
+            .map(|obj| (0..PER_THREAD).map(|_| AnyBuffer::get(obj).unwrap()).collect())
             .collect();
         for (obj, b) in objects.iter().zip(&base) {
             assert_eq!(refcount(obj), b + PER_THREAD);
@@ -230,11 +214,8 @@ fn child_many_threads() {
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
                     barrier.wait();
-                    for h in batch {
-                        match h {
-                            Handle::Typed(b) => drop(b),
-                            Handle::Nd(b) => drop(b),
-                        }
+                    for b in batch {
+                        drop(b);
                     }
                 })
             })
@@ -245,7 +226,7 @@ fn child_many_threads() {
         while !workers.iter().all(|w| w.is_finished()) {
             assert!(start.elapsed() < Duration::from_secs(120), "drops did not finish");
             run_python(py, "sum(range(200))");
-            drop(Buffer1::<u8>::get(scratch.as_any()).unwrap());
+            drop(AnyBuffer::get(scratch.as_any()).unwrap());
             rounds += 1;
         }
         for w in workers {
@@ -333,14 +314,13 @@ exporter = Exporter()
         let main_ident = ident(py);
 
         // Dropped attached on this thread: released at once, here.
-        let b = Buffer1::<u8>::get(&exporter).unwrap();
-        assert_eq!(b.to_vec().unwrap(), b"abcdefgh");
+        let b = AnyBuffer::get(&exporter).unwrap();
         assert_eq!((count("gets"), count("releases")), (1, 0));
         drop(b);
         assert_eq!((count("gets"), count("releases")), (1, 1));
 
         // Dropped on another thread while it is attached: released at once, there.
-        let b = Buffer1::<u8>::get(&exporter).unwrap();
+        let b = AnyBuffer::get(&exporter).unwrap();
         let other_ident = py.detach(move || {
             std::thread::spawn(move || {
                 Python::attach(|py| {
@@ -354,8 +334,8 @@ exporter = Exporter()
         assert_eq!((count("gets"), count("releases")), (2, 2));
 
         // Dropped on 4 plain threads, 250 each: queued, then released exactly once each.
-        let batches: Vec<Vec<Buffer1<u8>>> = (0..4)
-            .map(|_| (0..250).map(|_| Buffer1::<u8>::get(&exporter).unwrap()).collect())
+        let batches: Vec<Vec<AnyBuffer>> = (0..4)
+            .map(|_| (0..250).map(|_| AnyBuffer::get(&exporter).unwrap()).collect())
             .collect();
         assert_eq!((count("gets"), count("releases")), (1002, 2));
         py.detach(|| {
@@ -389,7 +369,7 @@ refuses = Refuses()
         )
         .unwrap();
         let refuses = ns.get_item("refuses").unwrap().unwrap();
-        assert!(Buffer1::<u8>::get(&refuses).is_err());
+        assert!(AnyBuffer::get(&refuses).is_err());
         flush_releases(py);
         assert_eq!(refuses.getattr("gets").unwrap().extract::<usize>().unwrap(), 1);
         assert_eq!(refuses.getattr("releases").unwrap().extract::<usize>().unwrap(), 0);
@@ -410,7 +390,7 @@ fn process_exits_with_buffers_alive_and_queued() {
 fn child_exit() {
     let (alive, queued, streaming) = Python::attach(|py| {
         let ba = PyByteArray::new(py, b"hello");
-        let get = || Buffer1::<u8>::get(ba.as_any()).unwrap();
+        let get = || AnyBuffer::get(ba.as_any()).unwrap();
         let alive: Vec<_> = (0..100).map(|_| get()).collect();
         let queued: Vec<_> = (0..100).map(|_| get()).collect();
         let streaming: Vec<_> = (0..10_000).map(|_| get()).collect();
@@ -441,7 +421,7 @@ fn explicit_finalization_with_buffers_alive_and_queued() {
 fn child_finalize() {
     let (alive, queued, streaming) = Python::attach(|py| {
         let ba = PyByteArray::new(py, b"hello");
-        let get = || Buffer1::<u8>::get(ba.as_any()).unwrap();
+        let get = || AnyBuffer::get(ba.as_any()).unwrap();
         let alive: Vec<_> = (0..100).map(|_| get()).collect();
         let queued: Vec<_> = (0..100).map(|_| get()).collect();
         let streaming: Vec<_> = (0..20_000).map(|_| get()).collect();
