@@ -137,8 +137,9 @@ static SETUP_STARTED: AtomicBool = AtomicBool::new(false);
 /// the main interpreter, otherwise queued for the next safe point; leaked once interpreter
 /// finalization has begun. Never blocks.
 ///
-/// `view` must come from a successful `PyObject_GetBuffer` (with [`on_acquire`] called after
-/// it) that has not been released; ownership of the box makes a second release impossible.
+/// `view` must come from a successful `PyObject_GetBuffer` (at an acquisition that called
+/// [`on_acquire`]) that has not been released; ownership of the box makes a second release
+/// impossible.
 pub(crate) fn release(view: Box<ffi::Py_buffer>) {
     let view = OwnedView(view);
     if is_closed() {
@@ -161,8 +162,9 @@ pub(crate) fn release(view: Box<ffi::Py_buffer>) {
     }
 }
 
-/// Called after every successful pybuf acquisition (with the new buffer not yet handed out):
-/// carries out queued releases. Costs one relaxed atomic load when there is nothing to do.
+/// Called at every pybuf acquisition (`raw::Acquired::new` calls it just before
+/// `PyObject_GetBuffer`): registers the atexit hook the first time and carries out queued
+/// releases. Costs one relaxed atomic load when there is nothing to do.
 #[inline]
 pub(crate) fn on_acquire(py: Python<'_>) {
     if WORK.load(Ordering::Relaxed) != 0 {
@@ -423,7 +425,12 @@ mod tests {
         let mut view: Box<ffi::Py_buffer> = Box::new(unsafe { std::mem::zeroed() });
         // SAFETY: attached (`obj` is bound); `view` points to writable `Py_buffer` storage.
         let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, ffi::PyBUF_FULL_RO) };
-        assert_eq!(rc, 0, "PyObject_GetBuffer failed: {:?}", PyErr::take(obj.py()));
+        assert_eq!(
+            rc,
+            0,
+            "PyObject_GetBuffer failed: {:?}",
+            PyErr::take(obj.py())
+        );
         on_acquire(obj.py());
         view
     }
@@ -449,7 +456,10 @@ mod tests {
         match py.run(code, None, Some(&locals)) {
             Ok(()) => Ok(()),
             Err(e) => {
-                assert!(e.is_instance_of::<PyBufferError>(py), "unexpected error {e}");
+                assert!(
+                    e.is_instance_of::<PyBufferError>(py),
+                    "unexpected error {e}"
+                );
                 Err(e.get_type(py).name().unwrap().to_string())
             }
         }
@@ -533,7 +543,10 @@ mod tests {
             // initialized the interpreter, so it is the one that runs pending calls.)
             let start = Instant::now();
             while pending_releases() != 0 {
-                assert!(start.elapsed() < Duration::from_secs(20), "pending call never ran");
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "pending call never ran"
+                );
                 run_python(py, "sum(range(1000))");
             }
             assert_eq!(try_resize(&ba), Ok(()));
@@ -641,7 +654,10 @@ mod tests {
             // acquisition drains; pending calls drain between bytecodes).
             let mut rounds = 0u64;
             while !workers.iter().all(|w| w.is_finished()) {
-                assert!(start.elapsed() < Duration::from_secs(120), "drops did not finish");
+                assert!(
+                    start.elapsed() < Duration::from_secs(120),
+                    "drops did not finish"
+                );
                 run_python(py, "sum(range(200))");
                 release(acquire(scratch.as_any()));
                 rounds += 1;
@@ -710,7 +726,8 @@ exporter = Exporter()
             let ns = pyo3::types::PyDict::new(py);
             py.run(code, Some(&ns), None).unwrap();
             let exporter = ns.get_item("exporter").unwrap().unwrap();
-            let count = |name: &str| -> usize { exporter.getattr(name).unwrap().extract().unwrap() };
+            let count =
+                |name: &str| -> usize { exporter.getattr(name).unwrap().extract().unwrap() };
             let main_ident: u64 = py
                 .import("threading")
                 .unwrap()
@@ -762,7 +779,11 @@ exporter = Exporter()
             assert_eq!(pending_releases(), 0);
             assert_eq!(count("gets"), 1002);
             assert_eq!(count("releases"), 1002, "flushed {flushed}");
-            let threads: Vec<u64> = exporter.getattr("release_threads").unwrap().extract().unwrap();
+            let threads: Vec<u64> = exporter
+                .getattr("release_threads")
+                .unwrap()
+                .extract()
+                .unwrap();
             assert_eq!(threads[0], main_ident);
             assert_eq!(threads[1], other_ident);
             assert_ne!(other_ident, main_ident);
@@ -785,8 +806,9 @@ exporter = Exporter()
             let ba = PyByteArray::new(py, b"hello");
             let alive: Vec<Carry> = (0..100).map(|_| Carry::new(acquire(ba.as_any()))).collect();
             let queued: Vec<Carry> = (0..100).map(|_| Carry::new(acquire(ba.as_any()))).collect();
-            let streaming: Vec<Carry> =
-                (0..10_000).map(|_| Carry::new(acquire(ba.as_any()))).collect();
+            let streaming: Vec<Carry> = (0..10_000)
+                .map(|_| Carry::new(acquire(ba.as_any())))
+                .collect();
             (alive, queued, streaming)
         });
         std::thread::spawn(move || queued.into_iter().for_each(Carry::release))
@@ -818,8 +840,9 @@ exporter = Exporter()
             let ba = PyByteArray::new(py, b"hello");
             let alive: Vec<Carry> = (0..100).map(|_| Carry::new(acquire(ba.as_any()))).collect();
             let queued: Vec<Carry> = (0..100).map(|_| Carry::new(acquire(ba.as_any()))).collect();
-            let streaming: Vec<Carry> =
-                (0..20_000).map(|_| Carry::new(acquire(ba.as_any()))).collect();
+            let streaming: Vec<Carry> = (0..20_000)
+                .map(|_| Carry::new(acquire(ba.as_any())))
+                .collect();
             (alive, queued, streaming)
         });
         std::thread::spawn(move || queued.into_iter().for_each(Carry::release))

@@ -18,7 +18,13 @@ use pyo3::types::{PyByteArray, PyDict};
 fn run_child(child: &str) -> String {
     let exe = std::env::current_exe().expect("test binary path");
     let out = Command::new(exe)
-        .args([child, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            child,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .output()
         .expect("spawn child test process");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -44,7 +50,10 @@ fn try_resize(ba: &Bound<'_, PyByteArray>) -> Result<(), String> {
     match py.run(c"ba.extend(b'x')\ndel ba[-1]\n", None, Some(&locals)) {
         Ok(()) => Ok(()),
         Err(e) => {
-            assert!(e.is_instance_of::<PyBufferError>(py), "unexpected error {e}");
+            assert!(
+                e.is_instance_of::<PyBufferError>(py),
+                "unexpected error {e}"
+            );
             Err(e.get_type(py).name().unwrap().to_string())
         }
     }
@@ -135,13 +144,27 @@ fn child_pending_call() {
         locals.set_item("ba", &ba).unwrap();
         loop {
             let resized = py
-                .run(c"try:\n    ba.append(0)\n    ok = True\nexcept BufferError:\n    ok = False\n", None, Some(&locals))
-                .map(|()| locals.get_item("ok").unwrap().unwrap().extract::<bool>().unwrap())
+                .run(
+                    c"try:\n    ba.append(0)\n    ok = True\nexcept BufferError:\n    ok = False\n",
+                    None,
+                    Some(&locals),
+                )
+                .map(|()| {
+                    locals
+                        .get_item("ok")
+                        .unwrap()
+                        .unwrap()
+                        .extract::<bool>()
+                        .unwrap()
+                })
                 .unwrap();
             if resized {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "pending call never ran");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "pending call never ran"
+            );
         }
         assert_eq!(pending_releases(), 0);
     });
@@ -202,7 +225,11 @@ fn child_many_threads() {
         let base: Vec<usize> = objects.iter().map(refcount).collect();
         let batches: Vec<Vec<AnyBuffer>> = objects
             .iter()
-            .map(|obj| (0..PER_THREAD).map(|_| AnyBuffer::get(obj).unwrap()).collect())
+            .map(|obj| {
+                (0..PER_THREAD)
+                    .map(|_| AnyBuffer::get(obj).unwrap())
+                    .collect()
+            })
             .collect();
         for (obj, b) in objects.iter().zip(&base) {
             assert_eq!(refcount(obj), b + PER_THREAD);
@@ -224,7 +251,10 @@ fn child_many_threads() {
         let scratch = PyByteArray::new(py, b"scratch");
         let mut rounds = 0u64;
         while !workers.iter().all(|w| w.is_finished()) {
-            assert!(start.elapsed() < Duration::from_secs(120), "drops did not finish");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "drops did not finish"
+            );
             run_python(py, "sum(range(200))");
             drop(AnyBuffer::get(scratch.as_any()).unwrap());
             rounds += 1;
@@ -335,7 +365,11 @@ exporter = Exporter()
 
         // Dropped on 4 plain threads, 250 each: queued, then released exactly once each.
         let batches: Vec<Vec<AnyBuffer>> = (0..4)
-            .map(|_| (0..250).map(|_| AnyBuffer::get(&exporter).unwrap()).collect())
+            .map(|_| {
+                (0..250)
+                    .map(|_| AnyBuffer::get(&exporter).unwrap())
+                    .collect()
+            })
             .collect();
         assert_eq!((count("gets"), count("releases")), (1002, 2));
         py.detach(|| {
@@ -349,7 +383,11 @@ exporter = Exporter()
         assert_eq!(pending_releases(), 0);
         assert_eq!(count("gets"), 1002);
         assert_eq!(count("releases"), 1002);
-        let threads: Vec<u64> = exporter.getattr("release_threads").unwrap().extract().unwrap();
+        let threads: Vec<u64> = exporter
+            .getattr("release_threads")
+            .unwrap()
+            .extract()
+            .unwrap();
         assert_eq!(threads.len(), 1002);
         assert_eq!(threads[0], main_ident);
         assert_eq!(threads[1], other_ident);
@@ -371,8 +409,18 @@ refuses = Refuses()
         let refuses = ns.get_item("refuses").unwrap().unwrap();
         assert!(AnyBuffer::get(&refuses).is_err());
         flush_releases(py);
-        assert_eq!(refuses.getattr("gets").unwrap().extract::<usize>().unwrap(), 1);
-        assert_eq!(refuses.getattr("releases").unwrap().extract::<usize>().unwrap(), 0);
+        assert_eq!(
+            refuses.getattr("gets").unwrap().extract::<usize>().unwrap(),
+            1
+        );
+        assert_eq!(
+            refuses
+                .getattr("releases")
+                .unwrap()
+                .extract::<usize>()
+                .unwrap(),
+            0
+        );
         true
     });
     if ran {
@@ -455,7 +503,10 @@ fn child_finalize() {
         "queued after finalization: {left} -> {}; streamer overlapped finalization: {overlapped}",
         pending_releases()
     );
-    assert!(left < 100 || overlapped, "the atexit hook did not drain the queue");
+    assert!(
+        left < 100 || overlapped,
+        "the atexit hook did not drain the queue"
+    );
     println!("CHILD-OK");
     std::process::exit(0);
 }
