@@ -204,3 +204,21 @@ pub(crate) unsafe fn make_slice_mut<'v, T: Element, D: Dimension>(
     // SAFETY: as in `make_slice`, with exclusive access by the caller's promise.
     Some(unsafe { std::slice::from_raw_parts_mut(layout.ptr.cast::<T>(), layout.len) })
 }
+
+impl<T: Element, D: Dimension> std::fmt::Debug for ReadGuard<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadGuard")
+            .field("element", &T::type_name())
+            .field("shape", &self.buffer.shape())
+            .finish()
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for WriteGuard<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteGuard")
+            .field("element", &T::type_name())
+            .field("shape", &self.buffer.shape())
+            .finish()
+    }
+}

@@ -31,7 +31,34 @@ unsafe impl Sync for Acquired {}
 impl Acquired {
     /// Requests a buffer: `PyBUF_FULL_RO` (strides, suboffsets, format), plus
     /// `PyBUF_WRITABLE` when `writable`.
+    ///
+    /// A writable request on read-only memory fails with [`Error::ReadOnly`], whether the
+    /// exporter refuses it (`bytes`) or hands out read-only memory anyway (exporters that
+    /// ignore request flags).
     pub fn new(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Acquired, Error> {
+        let acquired = Self::request(obj, writable).map_err(|err| match err {
+            Error::Refused { .. } if writable && Self::is_read_only_exporter(obj) => {
+                Error::ReadOnly {
+                    type_name: type_name(obj),
+                }
+            }
+            err => err,
+        })?;
+        if writable && acquired.is_readonly() {
+            return Err(Error::ReadOnly {
+                type_name: type_name(obj),
+            });
+        }
+        Ok(acquired)
+    }
+
+    /// After a refused writable request: does a read request show read-only memory? (Then
+    /// the refusal meant "read-only", and the user gets that error instead of the exporter's.)
+    fn is_read_only_exporter(obj: &Bound<'_, PyAny>) -> bool {
+        Self::request(obj, false).is_ok_and(|probe| probe.is_readonly())
+    }
+
+    fn request(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Acquired, Error> {
         let py = obj.py();
         release::on_acquire(py);
         let flags = if writable {
@@ -98,6 +125,22 @@ impl Acquired {
         // SAFETY: a non-NULL `obj` is a strong reference the view holds until release, so
         // taking another strong reference to it is sound while we are attached (`py`).
         unsafe { Bound::from_borrowed_ptr_or_opt(py, ptr) }
+    }
+}
+
+impl Acquired {
+    /// The exporting object's type name (`numpy.ndarray`, `bytes`), read from the type's
+    /// `tp_name` without attaching to the interpreter, so errors can be built on any thread.
+    pub fn exporter_type_name(&self) -> String {
+        let obj = self.view().obj;
+        if obj.is_null() {
+            return "<unknown exporter>".to_string();
+        }
+        // SAFETY: the view holds a strong reference to `obj`, which keeps it and its type
+        // alive; `tp_name` is a NUL-terminated string owned by the type object.
+        let name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(obj)).tp_name) };
+        let name = name.to_string_lossy();
+        name.strip_prefix("builtins.").unwrap_or(&name).to_string()
     }
 }
 

@@ -389,8 +389,15 @@ impl ItemLayout {
                 }
             }
             ItemKind::Array { shape, elem } => {
+                // nested sub-arrays ('(2)3d' parses as (2,) of (3,) d) are written as one
+                // shape: the grammar has a single shape per item
+                let mut dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+                let mut elem: &ItemLayout = elem;
+                while let ItemKind::Array { shape, elem: inner } = &elem.kind {
+                    dims.extend(shape.iter().map(|d| d.to_string()));
+                    elem = inner;
+                }
                 out.push('(');
-                let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
                 out.push_str(&dims.join(","));
                 out.push(')');
                 elem.write_format(out, top);
@@ -442,6 +449,7 @@ fn push_padding(out: &mut String, n: usize) {
 fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),
+        ScalarKind::Char => ScalarKind::U8,
         k => k,
     }
 }
@@ -456,6 +464,9 @@ pub(crate) fn shape_tuple(shape: &[usize]) -> String {
     }
 }
 
+/// One `u8`, the element of byte strings.
+static BYTE: ItemLayout = ItemLayout::scalar(Scalar::native(ScalarKind::U8), 1);
+
 /// An item reduced to the form in which equivalent spellings are equal.
 enum Normal<'a> {
     Scalar(Scalar),
@@ -467,6 +478,15 @@ enum Normal<'a> {
 impl<'a> Normal<'a> {
     fn of(item: &'a ItemLayout) -> Normal<'a> {
         match &item.kind {
+            // a byte string of n bytes is n bytes: '5s' reads as [u8; 5]
+            ItemKind::Scalar(Scalar {
+                kind: ScalarKind::Bytes(n) | ScalarKind::PascalString(n),
+                ..
+            }) if *n != 1 => Normal::Array(*n, &BYTE),
+            ItemKind::Scalar(Scalar {
+                kind: ScalarKind::Bytes(1) | ScalarKind::PascalString(1),
+                ..
+            }) => Normal::Scalar(Scalar::native(ScalarKind::U8)),
             ItemKind::Scalar(s) => Normal::Scalar(*s),
             ItemKind::Array { shape, elem } => {
                 let mut count: usize = shape.iter().product();
