@@ -87,6 +87,7 @@ pub(crate) struct Region<'a> {
 }
 
 impl Region<'_> {
+    #[inline]
     fn normalize(&self) -> Option<Norm> {
         normalize(self.ptr, self.shape, self.strides, self.itemsize)
     }
@@ -121,9 +122,9 @@ impl Drop for BorrowToken {
         if self.slot == NIL {
             return;
         }
-        let norm = lock().remove(self.slot);
-        // The region (and any heap part of it) is dropped here, outside the lock.
-        drop(norm);
+        let heap = lock().remove(self.slot);
+        // The heap part of a many-dimensional region, if any, is freed here, outside the lock.
+        drop(heap);
     }
 }
 

@@ -86,6 +86,7 @@ impl Default for Dims {
 }
 
 impl Dims {
+    #[inline]
     fn push(&mut self, dim: Dim) {
         match self {
             Dims::Inline { len, dims } => {
@@ -103,6 +104,7 @@ impl Dims {
         }
     }
 
+    #[inline]
     fn truncate(&mut self, new_len: usize) {
         match self {
             Dims::Inline { len, .. } => *len = (*len).min(new_len as u8),
@@ -110,6 +112,7 @@ impl Dims {
         }
     }
 
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[Dim] {
         match self {
             Dims::Inline { len, dims } => &dims[..*len as usize],
@@ -117,6 +120,7 @@ impl Dims {
         }
     }
 
+    #[inline]
     fn as_mut_slice(&mut self) -> &mut [Dim] {
         match self {
             Dims::Inline { len, dims } => &mut dims[..*len as usize],
@@ -179,6 +183,37 @@ pub(crate) fn normalize(
     if itemsize == 0 || shape.contains(&0) {
         return None;
     }
+    // Fast paths for the hottest shapes: one element (item access) and one dimension.
+    let item = itemsize as u64;
+    let simple = match (shape, strides) {
+        ([], []) => Some((ptr as u64, 0)),
+        ([n], [s]) if *n == 1 || *s == 0 => Some((ptr as u64, 0)),
+        ([n], [s]) if s.unsigned_abs() <= itemsize => {
+            // contiguous or overlapping: one interval
+            let ext = (s.unsigned_abs() as u64).checked_mul((n - 1) as u64);
+            let first = if *s < 0 {
+                ext.and_then(|e| (ptr as u64).checked_sub(e))
+            } else {
+                Some(ptr as u64)
+            };
+            first.zip(ext)
+        }
+        _ => None,
+    };
+    if let Some((first, ext)) = simple {
+        let len = ext.checked_add(item);
+        let last = len.and_then(|len| first.checked_add(len - 1));
+        return Some(match (len, last) {
+            (Some(len), Some(last)) => Norm {
+                first,
+                last,
+                itemsize: len,
+                dims: Dims::default(),
+                wild: false,
+            },
+            _ => Norm::everything(),
+        });
+    }
     match describe(ptr as u64, shape, strides, itemsize as u64) {
         Some(norm) => Some(norm),
         None => Some(Norm::everything()),
@@ -186,6 +221,7 @@ pub(crate) fn normalize(
 }
 
 /// [`normalize`] for a non-empty region; `None` when some extent overflows the address space.
+#[inline]
 fn describe(ptr: u64, shape: &[usize], strides: &[isize], itemsize: u64) -> Option<Norm> {
     let mut span: u64 = 0;
     let mut below: u64 = 0;

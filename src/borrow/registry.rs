@@ -11,7 +11,7 @@
 
 use crate::error::Access;
 
-use super::overlap::{norm_overlap, Norm};
+use super::overlap::{norm_overlap, Dim, Dims, Norm};
 
 /// "No node".
 pub(crate) const NIL: u32 = u32::MAX;
@@ -95,9 +95,10 @@ impl Registry {
         Ok(slot)
     }
 
-    /// Unregisters the borrow in `slot`; returns its region so the caller can drop it (and
-    /// any heap memory) outside the lock. Unknown or free slots are ignored.
-    pub(crate) fn remove(&mut self, slot: u32) -> Option<Norm> {
+    /// Unregisters the borrow in `slot`; returns its heap part, if any, so the caller can free
+    /// it outside the lock (`Some(None)` when there is none). Unknown or free slots are
+    /// ignored (`None`).
+    pub(crate) fn remove(&mut self, slot: u32) -> Option<Option<Vec<Dim>>> {
         let node = self.nodes.get(slot as usize)?;
         let tree = node.tree as usize;
         if tree >= self.roots.len() {
@@ -110,7 +111,10 @@ impl Registry {
         node.left = NIL;
         node.right = self.free;
         self.free = slot;
-        Some(std::mem::take(&mut node.norm))
+        Some(match &mut node.norm.dims {
+            Dims::Heap(v) => Some(std::mem::take(v)),
+            Dims::Inline { .. } => None,
+        })
     }
 
     fn alloc(&mut self, norm: Norm, tree: u8) -> Option<u32> {
@@ -150,10 +154,12 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn key(&self, i: u32) -> (u64, u32) {
         (self.nodes[i as usize].norm.first, i)
     }
 
+    #[inline]
     fn max_last(&self, i: u32) -> u64 {
         if i == NIL {
             0
@@ -162,6 +168,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn update(&mut self, i: u32) {
         let n = &self.nodes[i as usize];
         let m = n
