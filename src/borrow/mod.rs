@@ -131,7 +131,6 @@ impl Drop for BorrowToken {
 /// Registers a borrow of `region`, or fails with [`Error::BorrowConflict`] if it overlaps a
 /// live borrow it conflicts with.
 // `Error` is the crate's one error type; its size is not this module's to change.
-#[allow(clippy::result_large_err)]
 pub(crate) fn acquire(region: Region<'_>, access: Access) -> Result<BorrowToken, Error> {
     match region.normalize() {
         None => Ok(BorrowToken { slot: NIL }),
@@ -144,13 +143,11 @@ pub(crate) fn acquire(region: Region<'_>, access: Access) -> Result<BorrowToken,
 /// rules, and with nothing else (see the module docs for what that leaves unprotected).
 #[cfg_attr(not(test), allow(dead_code))]
 // `Error` is the crate's one error type; its size is not this module's to change.
-#[allow(clippy::result_large_err)]
 pub(crate) fn acquire_opaque(key: usize, access: Access) -> Result<BorrowToken, Error> {
     register(Norm::point(key as u64), Kind::Opaque, access)
 }
 
 // `Error` is the crate's one error type; its size is not this module's to change.
-#[allow(clippy::result_large_err)]
 fn register(norm: Norm, kind: Kind, access: Access) -> Result<BorrowToken, Error> {
     let result = lock().insert(norm, kind, access, MAX_WORK);
     match result {
