@@ -137,10 +137,10 @@ fn struct_format(rng: &mut Rng, invalid_percent: usize) -> String {
     s
 }
 
-/// 1. Differential test against `struct.calcsize`.
+/// Test 1: differential test against `struct.calcsize`.
 #[test]
 fn sizes_equal_struct_calcsize() {
-    let mut rng = Rng(0x5eed_f0_7a7);
+    let mut rng = Rng(0x0005_eedf_07a7);
     let formats: Vec<String> = (0..6000).map(|_| struct_format(&mut rng, 20)).collect();
     let (mut accepted, mut refused, mut round_trips) = (0, 0, 0);
     Python::attach(|py| {
@@ -285,7 +285,7 @@ fn signature(item: &ItemLayout) -> String {
     }
 }
 
-/// 1b. Differential test of the extensions (`T{}`, shapes, names, prefixes anywhere, `^`,
+/// Test 1b: differential test of the extensions (`T{}`, shapes, names, prefixes anywhere, `^`,
 /// `Z`) against numpy's own PEP 3118 parser: item size and every field offset, nested.
 #[test]
 fn structs_equal_numpy_parser() {
@@ -381,7 +381,7 @@ fn cell_meaning(cell: &str, native: Endian) -> Option<(Scalar, usize)> {
     Some((Scalar::new(kind, endian), size))
 }
 
-/// 2. The format table: every code × every prefix, against the doc table and
+/// Test 2: the format table: every code × every prefix, against the doc table and
 /// `struct.calcsize` (size, and alignment as `calcsize('c' + f) - calcsize(f)`), and for the
 /// complex codes against numpy's itemsize and alignment.
 #[test]
@@ -491,7 +491,7 @@ fn format_table() {
     });
 }
 
-/// 3. Real exporters: the format parses to the exporter's itemsize and its fields sit at the
+/// Test 3: real exporters: the format parses to the exporter's itemsize and its fields sit at the
 /// offsets numpy / ctypes report.
 const EXPORTERS: &std::ffi::CStr = cr#"
 import sys, ctypes, array
@@ -691,7 +691,7 @@ fn real_exporters() {
     });
 }
 
-/// 4. Round trips of the extension syntax and of hand-picked formats.
+/// Test 4: round trips of the extension syntax and of hand-picked formats.
 #[test]
 fn round_trips() {
     for f in [
@@ -805,7 +805,7 @@ fn items_and_repeat_counts() {
     assert!(parse("T{d:a:B:b:}").unwrap().pad_to_itemsize(9).is_none());
 }
 
-/// 5. Every class of invalid format: position, expected and found.
+/// Test 5: every class of invalid format: position, expected and found.
 #[test]
 fn invalid_formats_name_position_expected_found() {
     let max = usize::MAX.to_string();
