@@ -447,6 +447,7 @@ fn push_padding(out: &mut String, n: usize) {
 fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),
+        ScalarKind::Char => ScalarKind::U8,
         k => k,
     }
 }
@@ -461,6 +462,9 @@ pub(crate) fn shape_tuple(shape: &[usize]) -> String {
     }
 }
 
+/// One `u8`, the element of byte strings.
+static BYTE: ItemLayout = ItemLayout::scalar(Scalar::native(ScalarKind::U8), 1);
+
 /// An item reduced to the form in which equivalent spellings are equal.
 enum Normal<'a> {
     Scalar(Scalar),
@@ -472,6 +476,15 @@ enum Normal<'a> {
 impl<'a> Normal<'a> {
     fn of(item: &'a ItemLayout) -> Normal<'a> {
         match &item.kind {
+            // a byte string of n bytes is n bytes: '5s' reads as [u8; 5]
+            ItemKind::Scalar(Scalar {
+                kind: ScalarKind::Bytes(n) | ScalarKind::PascalString(n),
+                ..
+            }) if *n != 1 => Normal::Array(*n, &BYTE),
+            ItemKind::Scalar(Scalar {
+                kind: ScalarKind::Bytes(1) | ScalarKind::PascalString(1),
+                ..
+            }) => Normal::Scalar(Scalar::native(ScalarKind::U8)),
             ItemKind::Scalar(s) => Normal::Scalar(*s),
             ItemKind::Array { shape, elem } => {
                 let mut count: usize = shape.iter().product();

@@ -1,0 +1,258 @@
+//! [`AnyBuffer`]: an untyped handle for inspection and dispatch on the element type.
+
+use ndarray::{Dimension, IxDyn, Order};
+use pyo3::prelude::*;
+
+use crate::borrow;
+use crate::buffer::{parse_format, read_layout, Buffer};
+use crate::copy;
+use crate::element::Element;
+use crate::error::{Access, Error};
+use crate::format::{Endian, FormatError, ItemKind, ItemLayout, ScalarKind};
+use crate::layout::Layout;
+use crate::raw::Acquired;
+
+/// An acquired buffer whose element type is not fixed yet.
+///
+/// Use it to look at what an object exports (format, parsed item, shape, strides,
+/// suboffsets, alignment) and to dispatch on the element type:
+///
+/// ```
+/// use pybuf::{AnyBuffer, ElementKind};
+/// use pyo3::prelude::*;
+///
+/// fn total(obj: &Bound<'_, PyAny>) -> Result<f64, pybuf::Error> {
+///     let any = AnyBuffer::get(obj)?;
+///     Ok(match any.element_kind() {
+///         ElementKind::F64 => any.typed::<f64, ndarray::IxDyn>()?.to_vec()?.iter().sum(),
+///         ElementKind::I32 => any.typed::<i32, ndarray::IxDyn>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
+///         ElementKind::U8 => any.typed::<u8, ndarray::IxDyn>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
+///         _ => return Err(pybuf::Error::NotABuffer { type_name: "unsupported".into() }),
+///     })
+/// }
+///
+/// Python::attach(|py| {
+///     let a = py.eval(c"__import__('array').array('i', [1, 2, 3])", None, None).unwrap();
+///     assert_eq!(total(&a).unwrap(), 6.0);
+/// });
+/// ```
+pub struct AnyBuffer {
+    raw: Acquired,
+    layout: Layout<IxDyn>,
+    item: Result<ItemLayout, Error>,
+}
+
+/// The element type of a buffer in native byte order, for `match`-based dispatch; anything
+/// else (other byte order, records, sub-arrays, byte strings) is [`ElementKind::Other`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ElementKind {
+    /// `bool`
+    Bool,
+    /// `i8`
+    I8,
+    /// `u8` (also `'c'`)
+    U8,
+    /// `i16`
+    I16,
+    /// `u16`
+    U16,
+    /// `i32`
+    I32,
+    /// `u32`
+    U32,
+    /// `i64`
+    I64,
+    /// `u64` (also `'P'` on 64-bit)
+    U64,
+    /// `half::f16`
+    F16,
+    /// `f32`
+    F32,
+    /// `f64`
+    F64,
+    /// `Complex<f32>`
+    ComplexF32,
+    /// `Complex<f64>`
+    ComplexF64,
+    /// Anything else; see [`AnyBuffer::item_layout`].
+    Other,
+}
+
+// SAFETY: the handle owns its acquisition (`Acquired` is Send + Sync) and immutable layout
+// facts; the raw pointer in `layout` is only dereferenced by `to_bytes` under a borrow from
+// the thread-safe registry, or after conversion into a `Buffer` (which is Send itself).
+// Dropping releases through `release::release`, which is safe on any thread (queued when the
+// thread is not attached).
+unsafe impl Send for AnyBuffer {}
+// SAFETY: `&AnyBuffer` only reads immutable facts and copies under a shared registry borrow.
+unsafe impl Sync for AnyBuffer {}
+
+impl AnyBuffer {
+    /// Acquires a buffer for reading, whatever its element type. Fails only for exporter
+    /// refusals and invalid layouts; an unparseable format is reported by
+    /// [`item_layout`](AnyBuffer::item_layout) and [`typed`](AnyBuffer::typed).
+    pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        Self::acquire(obj, false)
+    }
+
+    /// Acquires a buffer for writing ([`Error::ReadOnly`] if the memory is read-only).
+    pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        Self::acquire(obj, true)
+    }
+
+    fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
+        let raw = Acquired::new(obj, writable)?;
+        let item = parse_format(&raw).and_then(|item| {
+            crate::buffer::check_itemsize(&raw, &item)?;
+            Ok(item)
+        });
+        let layout = read_layout(&raw)?;
+        Ok(AnyBuffer { raw, layout, item })
+    }
+
+    /// Number of items along each axis.
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape.slice()
+    }
+
+    /// Byte strides per axis.
+    pub fn strides(&self) -> &[isize] {
+        self.layout.strides()
+    }
+
+    /// Suboffsets, when the buffer uses indirection.
+    pub fn suboffsets(&self) -> Option<&[isize]> {
+        self.layout.suboffsets.as_deref()
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.layout.ndim()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.layout.len
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.layout.len == 0
+    }
+
+    /// Bytes per item, as the exporter reported.
+    pub fn itemsize(&self) -> usize {
+        self.layout.itemsize
+    }
+
+    /// The exporter's format string, verbatim (`"B"` when it gave none; lossily decoded if it
+    /// is not UTF-8).
+    pub fn format(&self) -> std::borrow::Cow<'_, str> {
+        match self.raw.format() {
+            Ok(s) => s.into(),
+            Err(FormatError { format, .. }) => format.into(),
+        }
+    }
+
+    /// The parsed item, or why it could not be parsed (or disagrees with `itemsize`).
+    pub fn item_layout(&self) -> Result<&ItemLayout, &Error> {
+        self.item.as_ref()
+    }
+
+    /// The element type for dispatch.
+    pub fn element_kind(&self) -> ElementKind {
+        let Ok(ItemLayout {
+            kind: ItemKind::Scalar(s),
+            ..
+        }) = &self.item
+        else {
+            return ElementKind::Other;
+        };
+        if s.endian != Endian::NATIVE {
+            return ElementKind::Other;
+        }
+        match s.kind {
+            ScalarKind::Bool => ElementKind::Bool,
+            ScalarKind::I8 => ElementKind::I8,
+            ScalarKind::U8 | ScalarKind::Char => ElementKind::U8,
+            ScalarKind::I16 => ElementKind::I16,
+            ScalarKind::U16 => ElementKind::U16,
+            ScalarKind::I32 => ElementKind::I32,
+            ScalarKind::U32 => ElementKind::U32,
+            ScalarKind::I64 => ElementKind::I64,
+            ScalarKind::U64 => ElementKind::U64,
+            ScalarKind::Pointer if cfg!(target_pointer_width = "64") => ElementKind::U64,
+            ScalarKind::Pointer => ElementKind::U32,
+            ScalarKind::F16 => ElementKind::F16,
+            ScalarKind::F32 => ElementKind::F32,
+            ScalarKind::F64 => ElementKind::F64,
+            ScalarKind::ComplexF32 => ElementKind::ComplexF32,
+            ScalarKind::ComplexF64 => ElementKind::ComplexF64,
+            _ => ElementKind::Other,
+        }
+    }
+
+    /// Whether the memory is read-only.
+    pub fn is_readonly(&self) -> bool {
+        self.raw.is_readonly()
+    }
+
+    /// Whether the items are C-contiguous (precise PEP 3118 sense).
+    pub fn is_c_contiguous(&self) -> bool {
+        self.layout.is_c_contiguous()
+    }
+
+    /// Whether the items are Fortran-contiguous.
+    pub fn is_f_contiguous(&self) -> bool {
+        self.layout.is_f_contiguous()
+    }
+
+    /// The largest power of two (up to 4096) that divides the base address and every
+    /// stride that moves between items: items are aligned to it. 4096 for an empty buffer.
+    pub fn alignment(&self) -> usize {
+        let mut align = 4096usize;
+        while align > 1 && self.layout.first_misaligned(align).is_some() {
+            align /= 2;
+        }
+        align
+    }
+
+    /// The exporting object.
+    pub fn obj<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.raw.obj(py).unwrap_or_else(|| py.None().into_bound(py))
+    }
+
+    /// Copies the raw bytes of every item, in C or F order (any layout).
+    pub fn to_bytes(&self, order: Order) -> Result<Vec<u8>, Error> {
+        let _borrow = if self.layout.suboffsets.is_some() {
+            borrow::acquire_opaque(self.raw.view().obj as usize, Access::Shared)?
+        } else {
+            borrow::acquire(self.layout.region(), Access::Shared)?
+        };
+        let n = self.layout.len * self.layout.itemsize;
+        let mut out = vec![0u8; n];
+        // SAFETY: `out` holds every item's bytes, is fresh memory, and the shared borrow keeps
+        // Rust writers away during the copy.
+        unsafe { copy::gather(&self.layout, out.as_mut_ptr(), order) };
+        Ok(out)
+    }
+
+    /// Turns this handle into a typed one, with the same checks as [`Buffer::get`] (element
+    /// type, item size, number of dimensions), without acquiring the buffer again.
+    pub fn typed<T: Element, D: Dimension>(self) -> Result<Buffer<T, D>, Error> {
+        let AnyBuffer { raw, layout, item } = self;
+        Buffer::from_parts(raw, &item?, Some(layout))
+    }
+}
+
+impl std::fmt::Debug for AnyBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyBuffer")
+            .field("format", &self.format())
+            .field("shape", &self.shape())
+            .field("strides", &self.strides())
+            .field("readonly", &self.is_readonly())
+            .finish()
+    }
+}

@@ -1,0 +1,661 @@
+//! [`Buffer<T, D>`]: a typed, validated handle on one acquired buffer.
+
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix0, Ix1, Ix2, IxDyn, NdIndex, Order};
+use pyo3::prelude::*;
+use pyo3::Borrowed;
+
+use crate::borrow::{self, BorrowToken};
+use crate::copy;
+use crate::element::Element;
+use crate::error::{Access, Error, Expected, Found};
+use crate::format::{self, ItemLayout, Mismatch};
+use crate::guard::{ReadGuard, WriteGuard};
+use crate::layout::{Layout, MAX_NDIM};
+use crate::raw::Acquired;
+
+/// A buffer of exactly 0 dimensions (numpy 0-d arrays and scalars, ctypes scalars).
+pub type Buffer0<T> = Buffer<T, Ix0>;
+/// A 1-D buffer; a 0-d exporter is accepted as shape `[1]`.
+pub type Buffer1<T> = Buffer<T, Ix1>;
+/// A 2-D buffer.
+pub type Buffer2<T> = Buffer<T, Ix2>;
+/// A buffer with any number of dimensions (0 to 64).
+pub type BufferD<T> = Buffer<T, IxDyn>;
+
+/// A typed handle on the memory of a Python object that supports the buffer protocol.
+///
+/// The element type `T` and the number of dimensions `D` were checked once, when the buffer
+/// was acquired ([`Buffer::get`], [`Buffer::get_mut`]); from then on the handle pins the
+/// exporter's memory until it is dropped, on any thread (see [`flush_releases`]).
+///
+/// Access comes in three kinds:
+/// - **copies** ([`to_vec`](Buffer::to_vec), [`to_array`](Buffer::to_array),
+///   [`copy_to_slice`](Buffer::copy_to_slice), [`copy_from_slice`](Buffer::copy_from_slice))
+///   and **single items** ([`item`](Buffer::item), [`set_item`](Buffer::set_item)) work for
+///   every layout: strided, negative and zero strides, suboffsets, misaligned data;
+/// - **zero-copy borrows** ([`read`](Buffer::read), [`write`](Buffer::write),
+///   [`with`](Buffer::with), [`with_mut`](Buffer::with_mut)) give ndarray views and slices
+///   where the layout allows them, checked against every other live borrow of the same memory
+///   in the process;
+/// - **unsafe raw access** ([`as_ptr`](Buffer::as_ptr) and friends) for the rest.
+///
+/// Every access through this handle takes part in pybuf's borrow registry, so safe Rust code
+/// can never hold aliasing mutable references to the memory, even through two handles of the
+/// same object. The one trust boundary: Python or C code that writes to the memory while Rust
+/// holds a borrow of it (true of every C extension).
+///
+/// ```
+/// use pybuf::{Buffer1, Buffer2};
+/// use pyo3::prelude::*;
+///
+/// Python::attach(|py| -> PyResult<()> {
+///     let data = py.eval(c"bytearray(b'\x01\x02\x03')", None, None)?;
+///     let buf = Buffer1::<u8>::get_mut(&data)?;
+///     assert_eq!(buf.to_vec()?, [1, 2, 3]);
+///     buf.set_item(0, 42)?;
+///     assert_eq!(data.extract::<Vec<u8>>()?, [42, 2, 3]);
+///
+///     // the number of dimensions is part of the type
+///     let err = Buffer2::<u8>::get(&data).unwrap_err();
+///     assert!(err.to_string().starts_with("expected a 2-D buffer of u8"));
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+///
+/// [`flush_releases`]: crate::flush_releases
+pub struct Buffer<T: Element, D: Dimension = IxDyn> {
+    raw: Acquired,
+    layout: Layout<D>,
+    _element: PhantomData<T>,
+}
+
+// SAFETY: the handle owns its acquisition (`Acquired` is Send + Sync) and immutable layout
+// facts; the raw pointer in `layout` is only dereferenced under a borrow from the registry,
+// which is itself thread-safe, and `T: Send + Sync`. Dropping releases through
+// `release::release`, which is safe on any thread.
+unsafe impl<T: Element, D: Dimension> Send for Buffer<T, D> {}
+// SAFETY: `&Buffer` methods that touch memory take registry borrows (shared for reads,
+// exclusive for writes), so concurrent calls from several threads cannot race each other.
+unsafe impl<T: Element, D: Dimension> Sync for Buffer<T, D> {}
+
+impl<T: Element, D: Dimension> Buffer<T, D> {
+    /// Acquires a buffer for reading (`PyBUF_FULL_RO`).
+    ///
+    /// Validation stops at the first failure, in this order: the exporter's refusal
+    /// ([`Error::NotABuffer`], [`Error::Refused`]), the format ([`Error::Format`]), the
+    /// element type ([`Error::ElementType`], [`Error::ByteOrder`]), the item size
+    /// ([`Error::ItemSize`]), the number of dimensions ([`Error::Dimensions`]) and the layout
+    /// ([`Error::InvalidLayout`]). Layout facts that only rule out zero-copy views
+    /// (misalignment, strides that are not multiples of the item size, suboffsets,
+    /// self-overlap) do not fail here: they fail [`read`](Buffer::read) and
+    /// [`write`](Buffer::write) only.
+    pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        Self::acquire(obj, false)
+    }
+
+    /// Acquires a buffer for writing (`PyBUF_FULL`); fails with [`Error::ReadOnly`] when the
+    /// exporter hands out read-only memory (even if it ignored the writable request).
+    pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        Self::acquire(obj, true)
+    }
+
+    fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
+        let raw = Acquired::new(obj, writable)?;
+        let item = parse_format(&raw)?;
+        Self::from_parts(raw, &item, None)
+    }
+
+    /// Checks an acquired buffer whose format parsed to `item` against `T` and `D`, in the
+    /// documented order; `layout` is read (last) unless the caller already did.
+    pub(crate) fn from_parts(
+        raw: Acquired,
+        item: &ItemLayout,
+        layout: Option<Layout<IxDyn>>,
+    ) -> Result<Self, Error> {
+        if let Err(mismatch) = item.matches(&T::layout()) {
+            let expected = Box::new(Self::expected());
+            let found = Box::new(found(&raw, Some(item)));
+            return Err(match mismatch {
+                Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
+                    expected,
+                    found,
+                    data,
+                },
+                Mismatch::Layout | Mismatch::FieldName { .. } => {
+                    Error::ElementType { expected, found }
+                }
+            });
+        }
+        check_itemsize(&raw, item)?;
+        let ndim = raw.view().ndim;
+        let ndim_fits = match D::NDIM {
+            Some(1) => ndim == 1 || ndim == 0,
+            Some(n) => usize::try_from(ndim) == Ok(n),
+            None => true,
+        };
+        if !ndim_fits {
+            return Err(Error::Dimensions {
+                expected: Box::new(Self::expected()),
+                found: Box::new(found(&raw, Some(item))),
+            });
+        }
+        let layout = match layout {
+            Some(layout) => layout,
+            None => read_layout(&raw)?,
+        };
+        let layout = if layout.ndim() == 0 && D::NDIM == Some(1) {
+            layout.scalar_as_1d::<D>()
+        } else {
+            layout.into_dimensionality::<D>()
+        }
+        .expect("the number of dimensions was checked against D above");
+        Ok(Buffer {
+            raw,
+            layout,
+            _element: PhantomData,
+        })
+    }
+
+    /// What this handle type accepts, for messages.
+    fn expected() -> Expected {
+        Expected {
+            type_name: T::type_name(),
+            format: T::layout().to_format(),
+            ndim: D::NDIM,
+        }
+    }
+
+    /// Number of items along each axis.
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape.slice()
+    }
+
+    /// The shape as ndarray's dimension type.
+    pub fn dim(&self) -> D::Pattern {
+        self.layout.shape.clone().into_pattern()
+    }
+
+    /// Byte strides per axis, as the exporter gave them (or derived for C order when it gave
+    /// none).
+    pub fn strides(&self) -> &[isize] {
+        self.layout.strides()
+    }
+
+    /// Suboffsets, when the buffer uses PIL-style indirection (`None` otherwise, including
+    /// when every suboffset is negative, which means no indirection).
+    pub fn suboffsets(&self) -> Option<&[isize]> {
+        self.layout.suboffsets.as_deref()
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.layout.ndim()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.layout.len
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.layout.len == 0
+    }
+
+    /// Bytes per item (equal to `size_of::<T>()`).
+    pub fn itemsize(&self) -> usize {
+        self.layout.itemsize
+    }
+
+    /// The exporter's format string, verbatim (`"B"` when it gave none).
+    pub fn format(&self) -> &str {
+        self.raw
+            .format()
+            .expect("the format was validated at acquisition")
+    }
+
+    /// Whether the memory is read-only.
+    pub fn is_readonly(&self) -> bool {
+        self.raw.is_readonly()
+    }
+
+    /// Whether the items are C-contiguous (precisely: axes of length 1 may have any stride).
+    pub fn is_c_contiguous(&self) -> bool {
+        self.layout.is_c_contiguous()
+    }
+
+    /// Whether the items are Fortran-contiguous (in the same precise sense).
+    pub fn is_f_contiguous(&self) -> bool {
+        self.layout.is_f_contiguous()
+    }
+
+    /// The exporting object (`Py_buffer.obj`); Python `None` in the rare case that the
+    /// exporter did not set it.
+    pub fn obj<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.raw.obj(py).unwrap_or_else(|| py.None().into_bound(py))
+    }
+
+    /// A momentary borrow of all the memory this buffer can touch.
+    fn borrow_all(&self, access: Access) -> Result<BorrowToken, Error> {
+        if self.layout.suboffsets.is_some() {
+            // Indirect memory cannot be described by address ranges; key it by the exporter.
+            borrow::acquire_opaque(self.raw.view().obj as usize, access)
+        } else {
+            borrow::acquire(self.layout.region(), access)
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), Error> {
+        if self.is_readonly() {
+            return Err(Error::ReadOnly {
+                type_name: self.raw.exporter_type_name(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies the items into a new `Vec`, in logical C (row-major) order.
+    pub fn to_vec(&self) -> Result<Vec<T>, Error> {
+        self.to_vec_in(Order::C)
+    }
+
+    /// Copies the items into a new `Vec`, in C ([`Order::C`]) or Fortran ([`Order::F`])
+    /// order.
+    pub fn to_vec_in(&self, order: Order) -> Result<Vec<T>, Error> {
+        let _borrow = self.borrow_all(Access::Shared)?;
+        let len = self.layout.len;
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        // SAFETY: the spare capacity holds `len` items of `T` (`itemsize == size_of::<T>()`,
+        // checked at acquisition), it is fresh memory that cannot overlap the buffer, and the
+        // shared borrow keeps Rust writers away while we read.
+        unsafe { copy::gather(&self.layout, out.as_mut_ptr().cast::<u8>(), order) };
+        validate_items::<T>(&out.spare_capacity_mut()[..len])?;
+        // SAFETY: all `len` items were written by `gather` and validated above.
+        unsafe { out.set_len(len) };
+        Ok(out)
+    }
+
+    /// Copies the items into a new owned ndarray in C order.
+    pub fn to_array(&self) -> Result<Array<T, D>, Error> {
+        self.to_array_in(Order::C)
+    }
+
+    /// Copies the items into a new owned ndarray with the given memory order.
+    pub fn to_array_in(&self, order: Order) -> Result<Array<T, D>, Error> {
+        let data = self.to_vec_in(order)?;
+        let shape =
+            ndarray::ShapeBuilder::set_f(self.layout.shape.clone(), order.is_column_major());
+        Ok(Array::from_shape_vec(shape, data)
+            .expect("the copy holds exactly shape.product() items"))
+    }
+
+    /// Copies the items into `dst` in C order; `dst.len()` must equal [`len`](Buffer::len).
+    pub fn copy_to_slice(&self, dst: &mut [T]) -> Result<(), Error> {
+        self.copy_to_slice_in(dst, Order::C)
+    }
+
+    /// Copies the items into `dst` in the given order.
+    pub fn copy_to_slice_in(&self, dst: &mut [T], order: Order) -> Result<(), Error> {
+        self.check_len(dst.len())?;
+        if !T::ALWAYS_VALID {
+            // validate before anything lands in `dst`: it may never hold an invalid `T`
+            let copy = self.to_vec_in(order)?;
+            dst.copy_from_slice(&copy);
+            return Ok(());
+        }
+        let _borrow = self.borrow_all(Access::Shared)?;
+        // SAFETY: `dst` holds `len` items of `T` and is exclusively ours (`&mut`), so it
+        // cannot be memory that a live guard lends out; every byte pattern is a valid `T`.
+        unsafe { copy::gather(&self.layout, dst.as_mut_ptr().cast::<u8>(), order) };
+        Ok(())
+    }
+
+    /// Copies `src` (in C order) into the buffer; needs writable memory and
+    /// `src.len() == self.len()`.
+    pub fn copy_from_slice(&self, src: &[T]) -> Result<(), Error> {
+        self.copy_from_slice_in(src, Order::C)
+    }
+
+    /// Copies `src` (in the given order) into the buffer.
+    pub fn copy_from_slice_in(&self, src: &[T], order: Order) -> Result<(), Error> {
+        self.check_writable()?;
+        self.check_len(src.len())?;
+        let _borrow = self.borrow_all(Access::Exclusive)?;
+        // SAFETY: the memory is writable (checked), exclusively borrowed from every other Rust
+        // user for the call, and `src` is a live shared slice, which the exclusive borrow
+        // guarantees is not a view of this memory; `src` holds `len` valid items.
+        unsafe { copy::scatter(&self.layout, src.as_ptr().cast::<u8>(), order) };
+        Ok(())
+    }
+
+    fn check_len(&self, found: usize) -> Result<(), Error> {
+        if found != self.layout.len {
+            return Err(Error::LengthMismatch {
+                expected: self.layout.len,
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// The address of the item at `index`, bounds-checked.
+    fn item_address<I: NdIndex<D>>(&self, index: &I) -> Result<*mut u8, Error> {
+        let layout = &self.layout;
+        let offset = index
+            .index_checked(&layout.shape, layout.strides_dim())
+            .ok_or_else(|| Error::IndexOutOfBounds {
+                index: format!("{index:?}"),
+                shape: layout.shape.slice().to_vec(),
+            })?;
+        if layout.suboffsets.is_none() {
+            // in bounds, so the offset lies within the extent checked at acquisition
+            return Ok(layout.ptr.wrapping_offset(offset));
+        }
+        let components = index_components(index, &layout.shape);
+        // SAFETY: `index_checked` succeeded, so every component is within the shape.
+        Ok(unsafe { layout.address(&components) })
+    }
+
+    /// A momentary borrow of the one item at `address`.
+    fn borrow_item(&self, address: *mut u8, access: Access) -> Result<BorrowToken, Error> {
+        if self.layout.suboffsets.is_some() {
+            return self.borrow_all(access);
+        }
+        borrow::acquire(
+            borrow::Region {
+                ptr: address as usize,
+                shape: &[],
+                strides: &[],
+                itemsize: self.layout.itemsize,
+            },
+            access,
+        )
+    }
+
+    /// Reads the item at `index` (any layout; bounds-checked).
+    ///
+    /// ```
+    /// # use pyo3::prelude::*;
+    /// # Python::attach(|py| -> PyResult<()> {
+    /// let a = py.eval(c"memoryview(bytes(range(6))).cast('B', (2, 3))", None, None)?;
+    /// let buf = pybuf::Buffer2::<u8>::get(&a)?;
+    /// assert_eq!(buf.item((1, 2))?, 5);
+    /// assert!(buf.item((2, 0)).is_err());
+    /// # Ok(()) }).unwrap();
+    /// ```
+    pub fn item<I: NdIndex<D>>(&self, index: I) -> Result<T, Error> {
+        let address = self.item_address(&index)?;
+        let _borrow = self.borrow_item(address, Access::Shared)?;
+        let mut value = MaybeUninit::<T>::uninit();
+        // SAFETY: `address` is an in-bounds item of `size_of::<T>()` bytes (checked), read
+        // bytewise so alignment does not matter, under a shared borrow.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                address.cast_const(),
+                value.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of::<T>(),
+            )
+        };
+        validate_items::<T>(std::slice::from_ref(&value))?;
+        // SAFETY: initialized by the copy and validated.
+        Ok(unsafe { value.assume_init() })
+    }
+
+    /// Writes `value` to the item at `index` (any layout; bounds-checked; needs writable
+    /// memory).
+    pub fn set_item<I: NdIndex<D>>(&self, index: I, value: T) -> Result<(), Error> {
+        self.check_writable()?;
+        let address = self.item_address(&index)?;
+        let _borrow = self.borrow_item(address, Access::Exclusive)?;
+        // SAFETY: an in-bounds item of writable memory, exclusively borrowed; written without
+        // assuming alignment.
+        unsafe { address.cast::<T>().write_unaligned(value) };
+        Ok(())
+    }
+
+    /// A shared zero-copy borrow: an ndarray view, and a slice when C-contiguous.
+    ///
+    /// Fails with [`Error::Suboffsets`], [`Error::StrideNotMultiple`] or
+    /// [`Error::Misaligned`] when no view of the layout can exist, with
+    /// [`Error::BorrowConflict`] while an overlapping [`write`](Buffer::write) borrow is live,
+    /// and with [`Error::InvalidValue`] when an item is not a valid `T` (a `bool` byte other
+    /// than 0 or 1).
+    pub fn read(&self) -> Result<ReadGuard<'_, T, D>, Error> {
+        self.check_viewable()?;
+        let token = borrow::acquire(self.layout.region(), Access::Shared)?;
+        self.validate_in_place()?;
+        Ok(ReadGuard::new(self, token))
+    }
+
+    /// An exclusive zero-copy borrow: mutable ndarray view, and a mutable slice when
+    /// C-contiguous. Besides the failures of [`read`](Buffer::read): [`Error::ReadOnly`], and
+    /// [`Error::SelfOverlapping`] when distinct items share memory (zero strides).
+    pub fn write(&self) -> Result<WriteGuard<'_, T, D>, Error> {
+        self.check_writable()?;
+        self.check_viewable()?;
+        if borrow::has_internal_overlap(self.layout.region()) {
+            return Err(Error::SelfOverlapping {
+                shape: self.shape().to_vec(),
+                strides: self.strides().to_vec(),
+            });
+        }
+        let token = borrow::acquire(self.layout.region(), Access::Exclusive)?;
+        self.validate_in_place()?;
+        Ok(WriteGuard::new(self, token))
+    }
+
+    /// Calls `f` with a read-only view (the proposal's *Map*).
+    ///
+    /// ```
+    /// # use pyo3::prelude::*;
+    /// # Python::attach(|py| -> PyResult<()> {
+    /// let a = py.eval(c"memoryview(bytes([1, 2, 3, 4]))", None, None)?;
+    /// let sum = pybuf::Buffer1::<u8>::get(&a)?.with(|v| v.iter().map(|&x| x as u32).sum::<u32>())?;
+    /// assert_eq!(sum, 10);
+    /// # Ok(()) }).unwrap();
+    /// ```
+    pub fn with<R>(&self, f: impl FnOnce(ArrayView<'_, T, D>) -> R) -> Result<R, Error> {
+        let guard = self.read()?;
+        Ok(f(guard.view()))
+    }
+
+    /// Calls `f` with a mutable view (the proposal's *Do*).
+    pub fn with_mut<R>(&self, f: impl FnOnce(ArrayViewMut<'_, T, D>) -> R) -> Result<R, Error> {
+        let mut guard = self.write()?;
+        Ok(f(guard.view_mut()))
+    }
+
+    fn check_viewable(&self) -> Result<(), Error> {
+        if self.layout.suboffsets.is_some() {
+            return Err(Error::Suboffsets);
+        }
+        if let Some((axis, stride)) = self.layout.stride_not_multiple() {
+            return Err(Error::StrideNotMultiple {
+                axis,
+                stride,
+                itemsize: self.layout.itemsize,
+            });
+        }
+        if let Some(address) = self.layout.first_misaligned(std::mem::align_of::<T>()) {
+            return Err(Error::Misaligned {
+                type_name: T::type_name(),
+                align: std::mem::align_of::<T>(),
+                address,
+            });
+        }
+        Ok(())
+    }
+
+    /// For element types with invalid bit patterns, checks every item before references to
+    /// them are handed out.
+    fn validate_in_place(&self) -> Result<(), Error> {
+        if T::ALWAYS_VALID {
+            return Ok(());
+        }
+        // A copy is the simplest correct check for any layout; it only runs for types such as
+        // `bool` and records that contain one.
+        self.to_vec().map(drop)
+    }
+
+    /// The layout, for the guards.
+    pub(crate) fn layout(&self) -> &Layout<D> {
+        &self.layout
+    }
+
+    /// The address of the item at index 0 (before any suboffset). The pointer may be
+    /// misaligned for `T` and may be dangling for an empty buffer.
+    ///
+    /// # Safety
+    /// Obtaining the pointer is harmless; using it is not: the caller must keep within the
+    /// layout (`shape`, `strides`, `suboffsets`), must not read while anything writes the
+    /// memory nor write while anything reads it (pybuf's registry does not see raw pointers),
+    /// and must respect [`is_readonly`](Buffer::is_readonly) and `T`'s validity (a `bool` byte
+    /// may be 2).
+    pub unsafe fn as_ptr(&self) -> *const T {
+        self.layout.ptr.cast::<T>().cast_const()
+    }
+
+    /// Mutable form of [`as_ptr`](Buffer::as_ptr).
+    ///
+    /// # Safety
+    /// As for [`as_ptr`](Buffer::as_ptr); writes additionally need writable memory.
+    pub unsafe fn as_mut_ptr(&self) -> *mut T {
+        self.layout.ptr.cast::<T>()
+    }
+
+    /// A read-only view without taking a borrow in the registry.
+    ///
+    /// # Safety
+    /// Nothing may write the memory while the view lives (no [`write`](Buffer::write) guard,
+    /// no `set_item`, no raw writes, no Python writes). Layout checks still apply.
+    pub unsafe fn view_unchecked(&self) -> Result<ArrayView<'_, T, D>, Error> {
+        self.check_viewable()?;
+        self.validate_in_place()?;
+        // SAFETY: viewable layout (checked), no writers (caller's promise).
+        Ok(unsafe { crate::guard::make_view(&self.layout) })
+    }
+
+    /// A C-contiguous slice without taking a borrow in the registry (`None` when the buffer
+    /// is not C-contiguous).
+    ///
+    /// # Safety
+    /// As for [`view_unchecked`](Buffer::view_unchecked).
+    pub unsafe fn as_slice_unchecked(&self) -> Result<Option<&[T]>, Error> {
+        self.check_viewable()?;
+        self.validate_in_place()?;
+        // SAFETY: viewable layout (checked), no writers (caller's promise).
+        Ok(unsafe { crate::guard::make_slice(&self.layout) })
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for Buffer<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffer")
+            .field("element", &T::type_name())
+            .field("format", &self.format())
+            .field("shape", &self.shape())
+            .field("strides", &self.strides())
+            .field("readonly", &self.is_readonly())
+            .finish()
+    }
+}
+
+impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
+    type Error = Error;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
+        Buffer::get(&obj)
+    }
+}
+
+/// Parses the exporter's format into an item layout.
+pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
+    raw.format()
+        .and_then(format::parse)
+        .map_err(|error| Error::Format {
+            type_name: raw.exporter_type_name(),
+            error: Box::new(error),
+        })
+}
+
+/// Checks that the exporter's `itemsize` is the size its format describes.
+pub(crate) fn check_itemsize(raw: &Acquired, item: &ItemLayout) -> Result<(), Error> {
+    let itemsize = raw.view().itemsize;
+    if usize::try_from(itemsize) != Ok(item.size) {
+        return Err(Error::ItemSize {
+            format: raw.format().unwrap_or("?").to_string(),
+            format_size: item.size,
+            itemsize: itemsize.max(0) as usize,
+        });
+    }
+    Ok(())
+}
+
+/// Reads and validates the layout.
+pub(crate) fn read_layout(raw: &Acquired) -> Result<Layout<IxDyn>, Error> {
+    // SAFETY: `raw` holds a successfully acquired, unreleased view.
+    unsafe { Layout::read(raw.view()) }.map_err(|reason| Error::InvalidLayout {
+        type_name: raw.exporter_type_name(),
+        reason,
+    })
+}
+
+/// Describes an acquired buffer for the "found" half of a message, reading its shape
+/// leniently (it may not have been validated yet).
+pub(crate) fn found(raw: &Acquired, item: Option<&ItemLayout>) -> Found {
+    let view = raw.view();
+    let shape = match usize::try_from(view.ndim) {
+        Ok(n) if n <= MAX_NDIM && !view.shape.is_null() => (0..n)
+            // SAFETY: the exporter filled `ndim` shape entries (non-NULL pointer).
+            .map(|i| unsafe { *view.shape.add(i) }.max(0) as usize)
+            .collect(),
+        Ok(1) => vec![(view.len / view.itemsize.max(1)).max(0) as usize],
+        _ => Vec::new(),
+    };
+    Found {
+        type_name: raw.exporter_type_name(),
+        format: raw.format().unwrap_or("?").to_string(),
+        item: item.map(ItemLayout::describe),
+        shape,
+    }
+}
+
+/// Checks that every item holds a valid `T`; for always-valid types this is free.
+fn validate_items<T: Element>(items: &[MaybeUninit<T>]) -> Result<(), Error> {
+    if T::ALWAYS_VALID {
+        return Ok(());
+    }
+    let size = std::mem::size_of::<T>();
+    for (position, item) in items.iter().enumerate() {
+        // SAFETY: the items were initialized bytewise by the caller's copy; viewing
+        // initialized memory as bytes is always valid.
+        let bytes = unsafe { std::slice::from_raw_parts(item.as_ptr().cast::<u8>(), size) };
+        if !T::is_valid(bytes) {
+            return Err(Error::InvalidValue {
+                type_name: T::type_name(),
+                position,
+                bytes: bytes.to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The per-axis components of an in-bounds index (only needed to follow suboffsets).
+fn index_components<D: Dimension, I: NdIndex<D>>(index: &I, shape: &D) -> Vec<usize> {
+    let ndim = shape.ndim();
+    let mut unit = D::zeros(ndim);
+    (0..ndim)
+        .map(|axis| {
+            unit.slice_mut().fill(0);
+            unit[axis] = 1;
+            index
+                .index_checked(shape, &unit)
+                .expect("the index was checked against this shape") as usize
+        })
+        .collect()
+}

@@ -1,0 +1,53 @@
+//! Shared helpers for the integration tests: an embedded interpreter with the usual exporters
+//! imported, and conversions of Python's own answers into Rust values.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// A namespace with numpy, ctypes, array, mmap, struct and _testbuffer imported.
+pub fn namespace(py: Python<'_>) -> Bound<'_, PyDict> {
+    let g = PyDict::new(py);
+    run(
+        py,
+        &g,
+        "import numpy as np, ctypes, array, mmap, struct, sys\n\
+         from numpy.lib.stride_tricks import as_strided\n\
+         import _testbuffer\n",
+    );
+    g
+}
+
+/// Evaluates a Python expression in `g`.
+pub fn eval<'py>(g: &Bound<'py, PyDict>, expr: &str) -> Bound<'py, PyAny> {
+    let code = CString::new(expr).unwrap();
+    g.py()
+        .eval(&code, Some(g), None)
+        .unwrap_or_else(|e| panic!("evaluating {expr:?}: {e}"))
+}
+
+/// Executes Python statements in `g`.
+pub fn run(py: Python<'_>, g: &Bound<'_, PyDict>, code: &str) {
+    let c = CString::new(code).unwrap();
+    py.run(&c, Some(g), None)
+        .unwrap_or_else(|e| panic!("running {code:?}: {e}"));
+}
+
+/// Python's own bytes of `x` in logical C order: `memoryview(x).tobytes()`, which CPython
+/// computes for any layout (strides, suboffsets) and any format.
+pub fn c_bytes(g: &Bound<'_, PyDict>, x: &Bound<'_, PyAny>) -> Vec<u8> {
+    g.set_item("_x", x).unwrap();
+    eval(g, "memoryview(_x).tobytes(order='C')")
+        .extract()
+        .unwrap()
+}
+
+/// The raw bytes of a slice of plain-old-data elements.
+pub fn as_bytes<T: Copy>(v: &[T]) -> Vec<u8> {
+    // SAFETY: test helper for element types without padding (integers, floats, bool,
+    // complex, byte-order types); reading their initialized bytes is sound.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        .to_vec()
+}
