@@ -572,14 +572,24 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
     }
 }
 
-/// Parses the exporter's format into an item layout.
+/// Parses the exporter's format into an item layout. A struct whose format leaves out its
+/// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
+/// to the exporter's `itemsize`; every other size disagreement is left for
+/// [`check_itemsize`] to report.
 pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
-    raw.format()
+    let item = raw
+        .format()
         .and_then(format::parse)
         .map_err(|error| Error::Format {
             type_name: raw.exporter_type_name(),
             error: Box::new(error),
-        })
+        })?;
+    match usize::try_from(raw.view().itemsize) {
+        Ok(itemsize) if itemsize != item.size => {
+            Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))
+        }
+        _ => Ok(item),
+    }
 }
 
 /// Checks that the exporter's `itemsize` is the size its format describes.
