@@ -130,7 +130,6 @@ impl Drop for BorrowToken {
 
 /// Registers a borrow of `region`, or fails with [`Error::BorrowConflict`] if it overlaps a
 /// live borrow it conflicts with.
-// `Error` is the crate's one error type; its size is not this module's to change.
 pub(crate) fn acquire(region: Region<'_>, access: Access) -> Result<BorrowToken, Error> {
     match region.normalize() {
         None => Ok(BorrowToken { slot: NIL }),
@@ -141,13 +140,10 @@ pub(crate) fn acquire(region: Region<'_>, access: Access) -> Result<BorrowToken,
 /// Registers a borrow of memory that addresses cannot describe (a buffer with suboffsets),
 /// identified by `key`. It conflicts with opaque borrows of the same key under the usual
 /// rules, and with nothing else (see the module docs for what that leaves unprotected).
-#[cfg_attr(not(test), allow(dead_code))]
-// `Error` is the crate's one error type; its size is not this module's to change.
 pub(crate) fn acquire_opaque(key: usize, access: Access) -> Result<BorrowToken, Error> {
     register(Norm::point(key as u64), Kind::Opaque, access)
 }
 
-// `Error` is the crate's one error type; its size is not this module's to change.
 fn register(norm: Norm, kind: Kind, access: Access) -> Result<BorrowToken, Error> {
     let result = lock().insert(norm, kind, access, MAX_WORK);
     match result {
