@@ -242,8 +242,9 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// A momentary borrow of all the memory this buffer can touch.
     fn borrow_all(&self, access: Access) -> Result<BorrowToken, Error> {
         if self.layout.suboffsets.is_some() {
-            // Indirect memory cannot be described by address ranges; key it by the exporter.
-            borrow::acquire_opaque(self.raw.view().obj as usize, access)
+            // Indirect memory cannot be described by address ranges; key it by the base of
+            // its pointer array (shared by handles of the same exporter memory, unless sliced).
+            borrow::acquire_opaque(self.layout.ptr as usize, access)
         } else {
             borrow::acquire(self.layout.region(), access)
         }
