@@ -30,16 +30,25 @@ def fill(out: Buffer, value: float) -> None:
     """Set every element of `out`, a writable float64 buffer of any shape, to `value`."""
 
 def flatten(x: Buffer) -> list[float]:
-    """Return the elements of a float64 buffer of any shape and layout, in C order."""
+    """Return the elements of a float64 buffer of any shape and layout, in C order, as a list."""
 
 def scalar(x: Buffer) -> float:
     """Return the value of a 0-d float64 buffer (a numpy or ctypes scalar)."""
 
+def centroid(points: Buffer) -> tuple[float, float]:
+    """Return the mean (x, y) of a 1-D buffer of points: records with float64 fields x and y."""
+
 def total(x: Buffer) -> Union[int, float, complex]:
-    """Return the sum of every element of a numeric buffer of any shape, layout and dtype."""
+    """Return the sum of every element of a numeric buffer of any shape, layout and dtype:
+    an int for bool and integer dtypes, a float for float16/32/64, a complex for complex64/128.
+    """
 
 def tobytes(x: Buffer, order: Literal["C", "F"] = "C") -> bytes:
-    """Return the raw bytes of every element, like `memoryview(x).tobytes(order)`."""
+    """Return the raw bytes of every element of any buffer, in C (`'C'`) or Fortran (`'F'`)
+    order, like `memoryview(x).tobytes(order)`.
+    """
 
 def describe(x: Buffer) -> dict[str, Any]:
-    """Return what pybuf sees of a buffer (format, shape, strides, itemsize, ...)."""
+    """Return what pybuf sees of a buffer: format, shape, strides, itemsize, ndim, readonly,
+    c_contiguous, f_contiguous, element_kind and alignment.
+    """

@@ -104,6 +104,27 @@ fn scalar(x: Buffer0<f64>) -> PyResult<f64> {
     Ok(x.item(())?)
 }
 
+/// A record of two float64 fields named `x` and `y`: the items of numpy's
+/// `dtype([('x', 'f8'), ('y', 'f8')])` and of ctypes arrays of a `Structure` with two
+/// `c_double` fields `x` and `y`.
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+/// Return the mean (x, y) of a 1-D buffer of points: records with float64 fields x and y.
+#[pyfunction]
+fn centroid(points: Buffer1<Point>) -> PyResult<(f64, f64)> {
+    let (sx, sy) = points.with(|v| {
+        v.iter()
+            .fold((0.0, 0.0), |(sx, sy), p| (sx + p.x, sy + p.y))
+    })?;
+    let n = points.len() as f64;
+    Ok((sx / n, sy / n))
+}
+
 /// Return the sum of every element of a numeric buffer of any shape, layout and dtype:
 /// an int for bool and integer dtypes, a float for float16/32/64, a complex for complex64/128.
 #[pyfunction]
@@ -132,9 +153,16 @@ fn total<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
             "expected a buffer of numbers (bool, int8..uint64, float16..float64, \
              complex64/128) in native byte order, got format '{}' from '{}'",
             any.format(),
-            x.get_type().name()?
+            type_name(x)?
         ))),
     }
+}
+
+/// The qualified name of an object's type, as pybuf's messages give it (`numpy.ndarray`,
+/// `bytes`).
+fn type_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let name = obj.get_type().fully_qualified_name()?.to_string();
+    Ok(name.strip_prefix("builtins.").unwrap_or(&name).to_string())
 }
 
 /// Sums `f(element)` over every element, without the interpreter lock: zero-copy through a
@@ -196,5 +224,5 @@ fn describe<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
 #[pymodule]
 mod pybuf_testmod {
     #[pymodule_export]
-    use super::{describe, fill, flatten, histogram, norm, row_sums, scalar, scale, tobytes, total};
+    use super::{centroid, describe, fill, flatten, histogram, norm, row_sums, scalar, scale, tobytes, total};
 }

@@ -326,3 +326,25 @@ def test_structures_are_described_not_summed():
         assert info["shape"] == view.shape
     assert info["element_kind"] == "Other"
     assert m.tobytes(points) == bytes(points)
+
+
+# ---- records: #[derive(pybuf::Element)] ---------------------------------------------------
+
+POINT_DTYPE = np.dtype([("x", "f8"), ("y", "f8")])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.array([(1.0, 2.0), (3.0, 8.0), (-1.0, 5.0)], dtype=POINT_DTYPE),
+        lambda: np.array([(1.0, 2.0), (9.0, 9.0), (3.0, 8.0), (9.0, 9.0)], dtype=POINT_DTYPE)[::2],
+        lambda: (Point * 2)(Point(1.0, 2.0), Point(3.0, 4.0)),
+        lambda: Point(5.0, 6.0),
+    ],
+    ids=["numpy-structured", "numpy-structured-strided", "ctypes-structure-array", "ctypes-structure"],
+)
+def test_centroid(make):
+    points = make()
+    rows = [tuple(p) for p in np.atleast_1d(np.asarray(points)).tolist()]
+    xs, ys = zip(*rows)
+    assert m.centroid(points) == (pytest.approx(sum(xs) / len(xs)), pytest.approx(sum(ys) / len(ys)))
