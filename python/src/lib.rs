@@ -192,7 +192,7 @@ fn tobytes<'py>(x: &Bound<'py, PyAny>, order: &str) -> PyResult<Bound<'py, PyByt
         "F" => Order::F,
         other => {
             return Err(PyValueError::new_err(format!(
-                "expected order 'C' or 'F', got {other:?}"
+                "expected order 'C' or 'F', got '{other}'"
             )))
         }
     };

@@ -16,17 +16,21 @@ import _testbuffer as tb
 
 
 def snapshot(obj):
-    """The bytes of a buffer in C order, or None for objects that export none."""
+    """The bytes of a buffer in C order, or None for objects that export none (or refuse)."""
     try:
         with memoryview(obj) as view:
             return view.tobytes()
-    except TypeError:
+    except (TypeError, BufferError, ValueError):
         return None
 
 
 def values(obj):
-    """The elements of a buffer as a flat Python list in C order, as numpy reads them."""
-    return np.asarray(obj).ravel().tolist()
+    """The elements of a buffer as a flat Python list in C order, as numpy reads them
+    (memoryview reads suboffset buffers, which numpy does not import)."""
+    with memoryview(obj) as view:
+        if view.suboffsets:
+            return np.ravel(view.tolist()).tolist()
+        return np.asarray(view).ravel().tolist()
 
 
 def check_error(exc_type, func, *args, contains=(), **kwargs):
