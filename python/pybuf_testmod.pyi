@@ -20,8 +20,13 @@ def norm(x: Buffer) -> float:
 def row_sums(m: Buffer) -> list[float]:
     """Return the sum of each row of a 2-D float64 buffer, as a list."""
 
-def histogram(image: Buffer) -> list[int]:
-    """Return the 256-bin histogram of a 2-D uint8 image, as a list of counts."""
+def histogram(image: Buffer) -> Buffer:
+    """Return the 256-bin histogram of a 2-D uint8 image: a read-only 1-D uint64 buffer that
+    numpy.asarray() and memoryview() read without a copy.
+    """
+
+def outer(a: Buffer, b: Buffer) -> Buffer:
+    """Return the outer product of two 1-D float64 buffers: a writable 2-D float64 buffer."""
 
 def scale(x: Buffer, factor: float, out: Buffer) -> None:
     """Write `x * factor` into `out`, a writable 1-D float64 buffer of the same length."""

@@ -12,15 +12,20 @@
 //!   few lines that make an argument request writable memory instead.
 //! - **Dispatch over element types.** [`total`] takes any buffer and matches on
 //!   [`AnyBuffer::element_kind`].
+//! - **Returning arrays.** [`histogram`] and [`outer`] hand Rust-owned memory to Python
+//!   through `pybuf::export`: numpy reads it without a copy.
 //! - **Releasing the interpreter.** Heavy loops run inside `py.detach` on a view borrowed from
 //!   a guard; the guard keeps pybuf's borrow registry informed, so an output that overlaps an
 //!   input is refused before any memory is touched.
 //!
 //! The Rust doc comments of the functions below are the Python docstrings.
 
-use ndarray::{Dimension, Ix1, IxDyn, Order, Zip};
+use ndarray::{Array2, Axis, Dimension, Ix1, IxDyn, Order, Zip};
 use num_complex::Complex;
-use pybuf::{ndarray, AnyBuffer, Buffer, Buffer0, Buffer1, Buffer2, BufferD, Element, ElementKind, Error};
+use pybuf::export::{self, Exported};
+use pybuf::{
+    ndarray, AnyBuffer, Buffer, Buffer0, Buffer1, Buffer2, BufferD, Element, ElementKind, Error,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -52,16 +57,27 @@ fn row_sums(py: Python<'_>, m: Buffer2<f64>) -> PyResult<Vec<f64>> {
     Ok(py.detach(|| view.rows().into_iter().map(|row| row.sum()).collect()))
 }
 
-/// Return the 256-bin histogram of a 2-D uint8 image, as a list of counts.
+/// Return the 256-bin histogram of a 2-D uint8 image: a read-only 1-D uint64 buffer that
+/// numpy.asarray() and memoryview() read without a copy.
 #[pyfunction]
-fn histogram(py: Python<'_>, image: Buffer2<u8>) -> PyResult<Vec<u64>> {
+fn histogram(py: Python<'_>, image: Buffer2<u8>) -> PyResult<Exported<Vec<u64>>> {
     let guard = image.read()?;
     let view = guard.view();
-    Ok(py.detach(|| {
+    let counts = py.detach(|| {
         let mut counts = vec![0u64; 256];
         view.for_each(|&pixel| counts[usize::from(pixel)] += 1);
         counts
-    }))
+    });
+    Ok(export::from_vec(py, counts)?)
+}
+
+/// Return the outer product of two 1-D float64 buffers: a writable 2-D float64 buffer.
+#[pyfunction]
+fn outer(py: Python<'_>, a: Buffer1<f64>, b: Buffer1<f64>) -> PyResult<Exported<Array2<f64>>> {
+    let (a, b) = (a.read()?, b.read()?);
+    let (a, b) = (a.view(), b.view());
+    let product = py.detach(|| &a.insert_axis(Axis(1)) * &b);
+    Ok(export::from_array_mut(py, product)?)
 }
 
 /// Write `x * factor` into `out`, a writable 1-D float64 buffer of the same length.
@@ -224,5 +240,8 @@ fn describe<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
 #[pymodule]
 mod pybuf_testmod {
     #[pymodule_export]
-    use super::{centroid, describe, fill, flatten, histogram, norm, row_sums, scalar, scale, tobytes, total};
+    use super::{
+        centroid, describe, fill, flatten, histogram, norm, outer, row_sums, scalar, scale,
+        tobytes, total,
+    };
 }

@@ -162,7 +162,27 @@ def test_histogram(make):
             m.histogram(image)
         return
     counts = collections.Counter(values(image))
-    assert m.histogram(image) == [counts.get(i, 0) for i in range(256)]
+    result = m.histogram(image)
+    # Rust-owned memory, read by numpy without a copy.
+    array_view = np.asarray(result)
+    assert array_view.dtype == np.uint64 and array_view.shape == (256,)
+    assert array_view.tolist() == [counts.get(i, 0) for i in range(256)]
+    with memoryview(result) as view:
+        assert view.readonly
+        assert view.tolist() == [counts.get(i, 0) for i in range(256)]
+
+
+def test_outer_returns_writable_rust_memory():
+    a, b = np.array([1.0, -2.0, 3.0]), array.array("d", [0.5, 4.0])
+    result = m.outer(a, b)
+    product = np.asarray(result)
+    assert product.shape == (3, 2) and product.dtype == np.float64
+    assert product.tolist() == np.outer(a, b).tolist()
+    # Exported memory goes back into pybuf functions like any other buffer.
+    assert m.row_sums(result) == [sum(row) for row in product.tolist()]
+    product[0, 0] = 100.0  # writable, and the same memory
+    assert m.flatten(result)[0] == 100.0
+    assert np.asarray(m.outer(a, np.zeros(0))).shape == (3, 0)
 
 
 def writable_f64(n):

@@ -76,7 +76,7 @@ def test_stub_docstring_is_the_runtime_summary(name):
 @pytest.mark.parametrize("name", sorted(stub_functions()))
 def test_array_parameters_are_annotated_buffer(name):
     node = stub_functions()[name]
-    array_params = {"x", "m", "image", "out", "points"}
+    array_params = {"x", "m", "image", "out", "points", "a", "b"}
     for arg in node.args.args:
         if arg.arg in array_params:
             assert isinstance(arg.annotation, ast.Name) and arg.annotation.id == "Buffer", arg.arg
@@ -108,7 +108,8 @@ def test_mypy_accepts_good_usage_and_flags_bad_usage(tmp_path):
         a = array.array("d", [1.0, 2.0])
         n: float = m.norm(a)
         r: List[float] = m.row_sums(memoryview(bytes(16)).cast("d", shape=[1, 2]))
-        h: List[int] = m.histogram(bytearray(4))
+        h: memoryview = memoryview(m.histogram(memoryview(bytearray(4)).cast("B", shape=[2, 2])))
+        o: List[float] = m.row_sums(m.outer(a, a))
         m.scale(a, 2.0, out=array.array("d", [0.0, 0.0]))
         m.fill(mmap.mmap(-1, 8), 1.0)
         f: List[float] = m.flatten((ctypes.c_double * 2)())
