@@ -42,6 +42,9 @@ for v in $versions; do
   # A subshell per version: env.sh exports PYTHONPATH and friends for one interpreter.
   if (
     set -euo pipefail
+    # Forget another interpreter's setup (.ci/run sources env.sh for the default venv first):
+    # its site-packages on PYTHONPATH would make pip and imports see the wrong packages.
+    unset PYTHONPATH PYO3_PYTHON
     export PYBUF_PYTHON=$python PYBUF_VENV=$root/.venv-py$v
     . scripts/env.sh
     "$PYBUF_VENV/bin/python" -c 'import mypy' 2>/dev/null \
