@@ -98,7 +98,7 @@ pub mod format;
 mod guard;
 mod layout;
 mod raw;
-mod release;
+pub mod release;
 
 pub use any::{AnyBuffer, ElementKind};
 pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD};
