@@ -247,8 +247,8 @@ def overlapping_cases():
 def test_overlapping_input_and_output(name):
     x, out = overlapping_cases()[name]
     check_error(BufferError, m.scale, x, 2.0, out, contains=[
-        "cannot take a exclusive (write) borrow",
-        "already under a live shared (read) borrow",
+        "cannot take a write (exclusive) borrow",
+        "already under a live read (shared) borrow",
     ])
 
 
