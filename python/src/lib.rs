@@ -1,1 +1,247 @@
-//! Test extension module (issue 7).
+//! `pybuf_testmod`: an extension module that uses pybuf the way a library does, and the
+//! subject of the Python test suite in `python/tests/` (run it with `bash scripts/pytest.sh`).
+//!
+//! It doubles as the worked example of pybuf in an extension module:
+//!
+//! - **Typed arguments.** A `#[pyfunction]` argument of type [`Buffer1<f64>`],
+//!   [`Buffer2<u8>`], [`BufferD<f64>`] or [`Buffer0<f64>`] accepts every object that exports a
+//!   buffer of that element type and number of dimensions (numpy, `array.array`, ctypes,
+//!   `memoryview`, ...). Anything else raises the exception that pybuf's [`Error`] maps to,
+//!   with a message that names what was expected and what was found.
+//! - **Writable outputs.** `Buffer`'s own extraction makes a read request; [`Out`] shows the
+//!   few lines that make an argument request writable memory instead.
+//! - **Dispatch over element types.** [`total`] takes any buffer and matches on
+//!   [`AnyBuffer::element_kind`].
+//! - **Returning arrays.** [`histogram`] and [`outer`] hand Rust-owned memory to Python
+//!   through `pybuf::export`: numpy reads it without a copy.
+//! - **Releasing the interpreter.** Heavy loops run inside `py.detach` on a view borrowed from
+//!   a guard; the guard keeps pybuf's borrow registry informed, so an output that overlaps an
+//!   input is refused before any memory is touched.
+//!
+//! The Rust doc comments of the functions below are the Python docstrings.
+
+use ndarray::{Array2, Axis, Dimension, Ix1, IxDyn, Order, Zip};
+use num_complex::Complex;
+use pybuf::export::{self, Exported};
+use pybuf::{
+    ndarray, AnyBuffer, Buffer, Buffer0, Buffer1, Buffer2, BufferD, Element, ElementKind, Error,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::IntoPyObjectExt;
+
+/// A writable buffer argument: extracted with [`Buffer::get_mut`] (a writable request), so a
+/// read-only object such as `bytes` is refused with `BufferError` before the function runs.
+pub struct Out<T: Element, D: Dimension>(pub Buffer<T, D>);
+
+impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Out<T, D> {
+    type Error = Error;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self, Error> {
+        Buffer::get_mut(&obj).map(Out)
+    }
+}
+
+/// Return the Euclidean norm of a 1-D float64 buffer.
+#[pyfunction]
+fn norm(x: Buffer1<f64>) -> PyResult<f64> {
+    Ok(x.with(|v| v.dot(&v).sqrt())?)
+}
+
+/// Return the sum of each row of a 2-D float64 buffer, as a list.
+#[pyfunction]
+fn row_sums(py: Python<'_>, m: Buffer2<f64>) -> PyResult<Vec<f64>> {
+    let guard = m.read()?;
+    let view = guard.view();
+    Ok(py.detach(|| view.rows().into_iter().map(|row| row.sum()).collect()))
+}
+
+/// Return the 256-bin histogram of a 2-D uint8 image: a read-only 1-D uint64 buffer that
+/// numpy.asarray() and memoryview() read without a copy.
+#[pyfunction]
+fn histogram(py: Python<'_>, image: Buffer2<u8>) -> PyResult<Exported<Vec<u64>>> {
+    let guard = image.read()?;
+    let view = guard.view();
+    let counts = py.detach(|| {
+        let mut counts = vec![0u64; 256];
+        view.for_each(|&pixel| counts[usize::from(pixel)] += 1);
+        counts
+    });
+    Ok(export::from_vec(py, counts)?)
+}
+
+/// Return the outer product of two 1-D float64 buffers: a writable 2-D float64 buffer.
+#[pyfunction]
+fn outer(py: Python<'_>, a: Buffer1<f64>, b: Buffer1<f64>) -> PyResult<Exported<Array2<f64>>> {
+    let (a, b) = (a.read()?, b.read()?);
+    let (a, b) = (a.view(), b.view());
+    let product = py.detach(|| &a.insert_axis(Axis(1)) * &b);
+    Ok(export::from_array_mut(py, product)?)
+}
+
+/// Write `x * factor` into `out`, a writable 1-D float64 buffer of the same length.
+///
+/// `out` must not overlap `x` (BufferError); `out[::2]` next to `x = out[1::2]` is fine.
+#[pyfunction]
+fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: Out<f64, Ix1>) -> PyResult<()> {
+    let Out(out) = out;
+    if out.len() != x.len() {
+        return Err(PyValueError::new_err(format!(
+            "expected 'out' of length {} (the length of 'x'), got length {}",
+            x.len(),
+            out.len()
+        )));
+    }
+    // Both borrows are registered before any memory is touched: an `out` that overlaps `x`
+    // fails here with a borrow conflict.
+    let src = x.read()?;
+    let mut dst = out.write()?;
+    let (src, dst) = (src.view(), dst.view_mut());
+    py.detach(|| Zip::from(dst).and(src).for_each(|d, &s| *d = s * factor));
+    Ok(())
+}
+
+/// Set every element of `out`, a writable float64 buffer of any shape, to `value`.
+#[pyfunction]
+fn fill(out: Out<f64, IxDyn>, value: f64) -> PyResult<()> {
+    Ok(out.0.with_mut(|mut v| v.fill(value))?)
+}
+
+/// Return the elements of a float64 buffer of any shape and layout, in C order, as a list.
+#[pyfunction]
+fn flatten(x: BufferD<f64>) -> PyResult<Vec<f64>> {
+    Ok(x.to_vec()?)
+}
+
+/// Return the value of a 0-d float64 buffer (a numpy or ctypes scalar).
+#[pyfunction]
+fn scalar(x: Buffer0<f64>) -> PyResult<f64> {
+    Ok(x.item(())?)
+}
+
+/// A record of two float64 fields named `x` and `y`: the items of numpy's
+/// `dtype([('x', 'f8'), ('y', 'f8')])` and of ctypes arrays of a `Structure` with two
+/// `c_double` fields `x` and `y`.
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+/// Return the mean (x, y) of a 1-D buffer of points: records with float64 fields x and y.
+#[pyfunction]
+fn centroid(points: Buffer1<Point>) -> PyResult<(f64, f64)> {
+    let (sx, sy) = points.with(|v| {
+        v.iter()
+            .fold((0.0, 0.0), |(sx, sy), p| (sx + p.x, sy + p.y))
+    })?;
+    let n = points.len() as f64;
+    Ok((sx / n, sy / n))
+}
+
+/// Return the sum of every element of a numeric buffer of any shape, layout and dtype:
+/// an int for bool and integer dtypes, a float for float16/32/64, a complex for complex64/128.
+#[pyfunction]
+fn total<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = x.py();
+    let any = AnyBuffer::get(x)?;
+    match any.element_kind() {
+        ElementKind::Bool => sum(py, any, |v: bool| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I8 => sum(py, any, |v: i8| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U8 => sum(py, any, |v: u8| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I16 => sum(py, any, |v: i16| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U16 => sum(py, any, |v: u16| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I32 => sum(py, any, |v: i32| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U32 => sum(py, any, |v: u32| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I64 => sum(py, any, |v: i64| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U64 => sum(py, any, |v: u64| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::F16 => sum(py, any, |v: half::f16| v.to_f64())?.into_bound_py_any(py),
+        ElementKind::F32 => sum(py, any, |v: f32| f64::from(v))?.into_bound_py_any(py),
+        ElementKind::F64 => sum(py, any, |v: f64| v)?.into_bound_py_any(py),
+        ElementKind::ComplexF32 => sum(py, any, |v: Complex<f32>| {
+            Complex::new(f64::from(v.re), f64::from(v.im))
+        })?
+        .into_bound_py_any(py),
+        ElementKind::ComplexF64 => sum(py, any, |v: Complex<f64>| v)?.into_bound_py_any(py),
+        _ => Err(PyTypeError::new_err(format!(
+            "expected a buffer of numbers (bool, int8..uint64, float16..float64, \
+             complex64/128) in native byte order, got format '{}' from '{}'",
+            any.format(),
+            type_name(x)?
+        ))),
+    }
+}
+
+/// The qualified name of an object's type, as pybuf's messages give it (`numpy.ndarray`,
+/// `bytes`).
+fn type_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let name = obj.get_type().fully_qualified_name()?.to_string();
+    Ok(name.strip_prefix("builtins.").unwrap_or(&name).to_string())
+}
+
+/// Sums `f(element)` over every element, without the interpreter lock: zero-copy through a
+/// view where the layout allows one, over a copy where it does not (misaligned, strides that
+/// are not multiples of the item size, suboffsets).
+fn sum<T, A>(py: Python<'_>, any: AnyBuffer, f: impl Fn(T) -> A + Sync) -> Result<A, Error>
+where
+    T: Element,
+    A: std::iter::Sum + Send,
+{
+    let x = any.typed::<T, IxDyn>()?;
+    py.detach(|| match x.with(|v| v.iter().map(|&e| f(e)).sum()) {
+        Err(Error::Misaligned { .. } | Error::StrideNotMultiple { .. } | Error::Suboffsets) => {
+            Ok(x.to_vec()?.into_iter().map(&f).sum())
+        }
+        result => result,
+    })
+}
+
+/// Return the raw bytes of every element of any buffer, in C (`'C'`) or Fortran (`'F'`)
+/// order, like `memoryview(x).tobytes(order)`.
+#[pyfunction]
+#[pyo3(signature = (x, order = "C"))]
+fn tobytes<'py>(x: &Bound<'py, PyAny>, order: &str) -> PyResult<Bound<'py, PyBytes>> {
+    let order = match order {
+        "C" => Order::C,
+        "F" => Order::F,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "expected order 'C' or 'F', got '{other}'"
+            )))
+        }
+    };
+    let bytes = AnyBuffer::get(x)?.to_bytes(order)?;
+    Ok(PyBytes::new(x.py(), &bytes))
+}
+
+/// Return what pybuf sees of a buffer: format, shape, strides, itemsize, ndim, readonly,
+/// c_contiguous, f_contiguous, element_kind and alignment.
+#[pyfunction]
+fn describe<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let py = x.py();
+    let any = AnyBuffer::get(x)?;
+    let info = PyDict::new(py);
+    info.set_item("format", any.format())?;
+    info.set_item("shape", PyTuple::new(py, any.shape())?)?;
+    info.set_item("strides", PyTuple::new(py, any.strides())?)?;
+    info.set_item("itemsize", any.itemsize())?;
+    info.set_item("ndim", any.ndim())?;
+    info.set_item("readonly", any.is_readonly())?;
+    info.set_item("c_contiguous", any.is_c_contiguous())?;
+    info.set_item("f_contiguous", any.is_f_contiguous())?;
+    info.set_item("element_kind", format!("{:?}", any.element_kind()))?;
+    info.set_item("alignment", any.alignment())?;
+    Ok(info)
+}
+
+/// Functions that take arrays from Python through the buffer protocol, built on pybuf.
+#[pymodule]
+mod pybuf_testmod {
+    #[pymodule_export]
+    use super::{
+        centroid, describe, fill, flatten, histogram, norm, outer, row_sums, scalar, scale,
+        tobytes, total,
+    };
+}

@@ -1,0 +1,59 @@
+"""Type hints for pybuf_testmod: functions that take arrays through the buffer protocol.
+
+Every array argument accepts any object that exports a buffer (numpy arrays, bytes,
+bytearray, memoryview, array.array, mmap, ctypes, classes with __buffer__); the element
+type and number of dimensions are checked at call time (TypeError), writable arguments
+refuse read-only memory (BufferError).
+"""
+
+import sys
+from typing import Any, Literal, Union
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+else:
+    from typing_extensions import Buffer
+
+def norm(x: Buffer) -> float:
+    """Return the Euclidean norm of a 1-D float64 buffer."""
+
+def row_sums(m: Buffer) -> list[float]:
+    """Return the sum of each row of a 2-D float64 buffer, as a list."""
+
+def histogram(image: Buffer) -> Buffer:
+    """Return the 256-bin histogram of a 2-D uint8 image: a read-only 1-D uint64 buffer that
+    numpy.asarray() and memoryview() read without a copy.
+    """
+
+def outer(a: Buffer, b: Buffer) -> Buffer:
+    """Return the outer product of two 1-D float64 buffers: a writable 2-D float64 buffer."""
+
+def scale(x: Buffer, factor: float, out: Buffer) -> None:
+    """Write `x * factor` into `out`, a writable 1-D float64 buffer of the same length."""
+
+def fill(out: Buffer, value: float) -> None:
+    """Set every element of `out`, a writable float64 buffer of any shape, to `value`."""
+
+def flatten(x: Buffer) -> list[float]:
+    """Return the elements of a float64 buffer of any shape and layout, in C order, as a list."""
+
+def scalar(x: Buffer) -> float:
+    """Return the value of a 0-d float64 buffer (a numpy or ctypes scalar)."""
+
+def centroid(points: Buffer) -> tuple[float, float]:
+    """Return the mean (x, y) of a 1-D buffer of points: records with float64 fields x and y."""
+
+def total(x: Buffer) -> Union[int, float, complex]:
+    """Return the sum of every element of a numeric buffer of any shape, layout and dtype:
+    an int for bool and integer dtypes, a float for float16/32/64, a complex for complex64/128.
+    """
+
+def tobytes(x: Buffer, order: Literal["C", "F"] = "C") -> bytes:
+    """Return the raw bytes of every element of any buffer, in C (`'C'`) or Fortran (`'F'`)
+    order, like `memoryview(x).tobytes(order)`.
+    """
+
+def describe(x: Buffer) -> dict[str, Any]:
+    """Return what pybuf sees of a buffer: format, shape, strides, itemsize, ndim, readonly,
+    c_contiguous, f_contiguous, element_kind and alignment.
+    """
