@@ -116,7 +116,11 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         item: &ItemLayout,
         layout: Option<Layout<IxDyn>>,
     ) -> Result<Self, Error> {
-        if let Err(mismatch) = item.matches(&T::layout()) {
+        let matched = match T::SCALAR {
+            Some(scalar) => item.matches_scalar(scalar),
+            None => item.matches(&T::layout()),
+        };
+        if let Err(mismatch) = matched {
             let expected = Box::new(Self::expected());
             let found = Box::new(found(&raw, Some(item)));
             return Err(match mismatch {
@@ -144,13 +148,9 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
             });
         }
         let layout = match layout {
-            Some(layout) => layout,
-            None => read_layout(&raw)?,
-        };
-        let layout = if layout.ndim() == 0 && D::NDIM == Some(1) {
-            layout.scalar_as_1d::<D>()
-        } else {
-            layout.into_dimensionality::<D>()
+            Some(layout) if layout.ndim() == 0 && D::NDIM == Some(1) => layout.scalar_as_1d(),
+            Some(layout) => layout.into_dimensionality::<D>(),
+            None => Some(read_layout::<D>(&raw)?),
         }
         .expect("the number of dimensions was checked against D above");
         Ok(Buffer {
@@ -607,7 +607,7 @@ pub(crate) fn check_itemsize(raw: &Acquired, item: &ItemLayout) -> Result<(), Er
 }
 
 /// Reads and validates the layout.
-pub(crate) fn read_layout(raw: &Acquired) -> Result<Layout<IxDyn>, Error> {
+pub(crate) fn read_layout<D: Dimension>(raw: &Acquired) -> Result<Layout<D>, Error> {
     // SAFETY: `raw` holds a successfully acquired, unreleased view.
     unsafe { Layout::read(raw.view()) }.map_err(|reason| Error::InvalidLayout {
         type_name: raw.exporter_type_name(),

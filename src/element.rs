@@ -77,10 +77,15 @@ use crate::format::{Endian, ItemLayout, Scalar, ScalarKind};
 /// - every byte pattern of `size_of::<T>()` bytes for which [`Element::is_valid`] returns
 ///   `true` is a valid `T`, and if [`Element::ALWAYS_VALID`] is `true`, every byte pattern is
 ///   (so `T` has no invalid values, no references and no padding whose reading matters);
-/// - `T` has no drop glue and no interior mutability (it is `Copy`).
+/// - `T` has no drop glue and no interior mutability (it is `Copy`);
+/// - [`Element::SCALAR`], when `Some`, equals `T::layout().as_scalar()`.
 pub unsafe trait Element: Copy + Send + Sync + 'static {
     /// Whether every byte pattern is a valid `T` (false for `bool` and records holding one).
     const ALWAYS_VALID: bool = true;
+
+    /// `Some(scalar)` when `T::layout()` is exactly that one scalar: lets acquisition match
+    /// plain scalars without building a layout. Must agree with [`Element::layout`].
+    const SCALAR: Option<Scalar> = None;
 
     /// The item this type's memory holds.
     fn layout() -> ItemLayout;
@@ -119,6 +124,8 @@ macro_rules! native_scalar {
         // SAFETY: a native scalar of the stated kind, whose size and alignment are the type's
         // own; every bit pattern of an integer, float or complex of floats is a valid value.
         unsafe impl Element for $t {
+            const SCALAR: Option<Scalar> = Some(Scalar::native($kind));
+
             fn layout() -> ItemLayout {
                 ItemLayout::scalar(Scalar::native($kind), std::mem::align_of::<$t>())
             }
@@ -160,6 +167,7 @@ native_scalar! { num_complex::Complex<half::f16> => ScalarKind::ComplexF16 }
 // checks and `ALWAYS_VALID = false` makes every reader call.
 unsafe impl Element for bool {
     const ALWAYS_VALID: bool = false;
+    const SCALAR: Option<Scalar> = Some(Scalar::native(ScalarKind::Bool));
 
     fn layout() -> ItemLayout {
         ItemLayout::scalar(Scalar::native(ScalarKind::Bool), 1)
@@ -232,6 +240,8 @@ macro_rules! byte_order_scalar {
         // hold the value in the byte order `O`, as the layout states; every bit pattern is
         // valid.
         unsafe impl<O: KnownByteOrder> Element for zerocopy::byteorder::$t<O> {
+            const SCALAR: Option<Scalar> = Some(Scalar::new($kind, O::ENDIAN));
+
             fn layout() -> ItemLayout {
                 ItemLayout::scalar(Scalar::new($kind, O::ENDIAN), 1)
             }
@@ -322,6 +332,28 @@ mod tests {
         check::<half::f16>();
         #[cfg(feature = "complex")]
         check::<num_complex::Complex<f64>>();
+    }
+
+    #[test]
+    fn scalar_shortcut_agrees_with_layout() {
+        fn check<T: Element>() {
+            assert_eq!(T::SCALAR, T::layout().as_scalar(), "{}", T::type_name());
+        }
+        check::<i8>();
+        check::<u16>();
+        check::<i32>();
+        check::<u64>();
+        check::<isize>();
+        check::<usize>();
+        check::<f32>();
+        check::<f64>();
+        check::<bool>();
+        check::<be::F64>();
+        check::<le::I16>();
+        #[cfg(feature = "half")]
+        check::<half::f16>();
+        #[cfg(feature = "complex")]
+        check::<num_complex::Complex<f32>>();
     }
 
     #[test]

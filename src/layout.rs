@@ -201,109 +201,9 @@ impl Layout<IxDyn> {
             len: 1,
         })
     }
+}
 
-    /// Reads and validates the layout of an acquired `Py_buffer` whose format describes items
-    /// of `itemsize` bytes.
-    ///
-    /// # Safety
-    /// `view` must have been filled by a successful `PyObject_GetBuffer` and not released;
-    /// its `shape`, `strides` and `suboffsets` (where non-NULL) point to `ndim` values.
-    pub unsafe fn read(view: &ffi::Py_buffer) -> Result<Layout<IxDyn>, LayoutError> {
-        let ndim = usize::try_from(view.ndim)
-            .map_err(|_| format!("negative number of dimensions {}", view.ndim))?;
-        if ndim > MAX_NDIM {
-            return Err(format!(
-                "{ndim} dimensions, more than the {MAX_NDIM} the buffer protocol allows"
-            ));
-        }
-        let itemsize = usize::try_from(view.itemsize)
-            .map_err(|_| format!("negative itemsize {}", view.itemsize))?;
-        let byte_len =
-            usize::try_from(view.len).map_err(|_| format!("negative length {}", view.len))?;
-
-        // SAFETY: the exporter filled `ndim` entries when the pointer is non-NULL.
-        let raw_shape = unsafe { raw_slice(view.shape, ndim) };
-        // SAFETY: as above.
-        let raw_strides = unsafe { raw_slice(view.strides, ndim) };
-        // SAFETY: as above.
-        let raw_suboffsets = unsafe { raw_slice(view.suboffsets, ndim) };
-
-        let mut shape = IxDyn::zeros(ndim);
-        match raw_shape {
-            Some(raw) => {
-                for (axis, (dst, &n)) in shape.slice_mut().iter_mut().zip(raw).enumerate() {
-                    *dst = usize::try_from(n)
-                        .map_err(|_| format!("negative length {n} on axis {axis}"))?;
-                }
-            }
-            None if ndim == 0 => {}
-            None => {
-                // Without PyBUF_ND an exporter may omit the shape: 1-D of `len` bytes.
-                if ndim != 1 || itemsize == 0 || byte_len % itemsize != 0 {
-                    return Err(format!(
-                        "no shape for {ndim} dimensions of {byte_len} bytes with itemsize \
-                         {itemsize}"
-                    ));
-                }
-                shape[0] = byte_len / itemsize;
-            }
-        }
-
-        let mut len: usize = 1;
-        for &n in shape.slice() {
-            len = len
-                .checked_mul(n)
-                .ok_or_else(|| format!("the number of items of shape {shape:?} overflows"))?;
-        }
-        let expected_bytes = len
-            .checked_mul(itemsize)
-            .ok_or_else(|| format!("{len} items of {itemsize} bytes overflow the address space"))?;
-        if expected_bytes != byte_len {
-            return Err(format!(
-                "len {byte_len} bytes, but shape {:?} of {itemsize}-byte items holds \
-                 {expected_bytes}",
-                shape.slice()
-            ));
-        }
-
-        let mut strides = IxDyn::zeros(ndim);
-        match raw_strides {
-            Some(raw) => {
-                for (dst, &s) in strides.slice_mut().iter_mut().zip(raw) {
-                    *dst = s as usize;
-                }
-            }
-            None => {
-                // NULL strides: C-contiguous (ctypes does this even when strides are asked for).
-                let mut step = itemsize;
-                for (dst, &n) in strides.slice_mut().iter_mut().zip(shape.slice()).rev() {
-                    *dst = step;
-                    step = step.saturating_mul(n.max(1));
-                }
-            }
-        }
-
-        let suboffsets = match raw_suboffsets {
-            Some(raw) if raw.iter().any(|&s| s >= 0) => Some(raw.to_vec().into_boxed_slice()),
-            _ => None,
-        };
-
-        if len > 0 && view.buf.is_null() {
-            return Err(format!("NULL data pointer for {len} items"));
-        }
-
-        let layout = Layout {
-            ptr: view.buf.cast::<u8>(),
-            shape,
-            strides,
-            itemsize,
-            suboffsets,
-            len,
-        };
-        layout.check_extent()?;
-        Ok(layout)
-    }
-
+impl<D: Dimension> Layout<D> {
     /// Checks that every byte offset an in-bounds index can produce fits in `isize` and that
     /// the addresses do not wrap around the address space.
     fn check_extent(&self) -> Result<(), LayoutError> {
@@ -340,6 +240,119 @@ impl Layout<IxDyn> {
             }
         }
         Ok(())
+    }
+
+    /// Reads and validates the layout of an acquired `Py_buffer` straight into the dimension
+    /// type `D` (no detour through a dynamic shape on the acquisition path). A 0-d buffer read
+    /// as 1-D becomes shape `[1]`. A number of dimensions that `D` cannot hold is refused.
+    ///
+    /// # Safety
+    /// `view` must have been filled by a successful `PyObject_GetBuffer` and not released;
+    /// its `shape`, `strides` and `suboffsets` (where non-NULL) point to `ndim` values.
+    pub unsafe fn read(view: &ffi::Py_buffer) -> Result<Layout<D>, LayoutError> {
+        let ndim = usize::try_from(view.ndim)
+            .map_err(|_| format!("negative number of dimensions {}", view.ndim))?;
+        if ndim > MAX_NDIM {
+            return Err(format!(
+                "{ndim} dimensions, more than the {MAX_NDIM} the buffer protocol allows"
+            ));
+        }
+        let itemsize = usize::try_from(view.itemsize)
+            .map_err(|_| format!("negative itemsize {}", view.itemsize))?;
+        let byte_len =
+            usize::try_from(view.len).map_err(|_| format!("negative length {}", view.len))?;
+        let scalar_as_1d = ndim == 0 && D::NDIM == Some(1);
+        if !scalar_as_1d && D::NDIM.is_some_and(|n| n != ndim) {
+            return Err(format!(
+                "{ndim} dimensions where {:?} were expected",
+                D::NDIM
+            ));
+        }
+
+        // SAFETY: the exporter filled `ndim` entries when the pointer is non-NULL.
+        let raw_shape = unsafe { raw_slice(view.shape, ndim) };
+        // SAFETY: as above.
+        let raw_strides = unsafe { raw_slice(view.strides, ndim) };
+        // SAFETY: as above.
+        let raw_suboffsets = unsafe { raw_slice(view.suboffsets, ndim) };
+
+        let mut shape = D::zeros(if scalar_as_1d { 1 } else { ndim });
+        let mut strides = D::zeros(shape.ndim());
+        let mut len: usize = 1;
+        if scalar_as_1d {
+            shape[0] = 1;
+            strides[0] = itemsize;
+        } else {
+            match raw_shape {
+                Some(raw) => {
+                    for (axis, (dst, &n)) in shape.slice_mut().iter_mut().zip(raw).enumerate() {
+                        *dst = usize::try_from(n)
+                            .map_err(|_| format!("negative length {n} on axis {axis}"))?;
+                        len = len.checked_mul(*dst).ok_or_else(|| {
+                            format!("the number of items of shape {raw:?} overflows")
+                        })?;
+                    }
+                }
+                None if ndim == 0 => {}
+                None => {
+                    // Without PyBUF_ND an exporter may omit the shape: 1-D of `len` bytes.
+                    if ndim != 1 || itemsize == 0 || byte_len % itemsize != 0 {
+                        return Err(format!(
+                            "no shape for {ndim} dimensions of {byte_len} bytes with itemsize \
+                             {itemsize}"
+                        ));
+                    }
+                    shape[0] = byte_len / itemsize;
+                    len = shape[0];
+                }
+            }
+            match raw_strides {
+                Some(raw) => {
+                    for (dst, &s) in strides.slice_mut().iter_mut().zip(raw) {
+                        *dst = s as usize;
+                    }
+                }
+                None => {
+                    // NULL strides: C-contiguous (ctypes does this even when asked for them).
+                    let mut step = itemsize;
+                    for (dst, &n) in strides.slice_mut().iter_mut().zip(shape.slice()).rev() {
+                        *dst = step;
+                        step = step.saturating_mul(n.max(1));
+                    }
+                }
+            }
+        }
+
+        let expected_bytes = len
+            .checked_mul(itemsize)
+            .ok_or_else(|| format!("{len} items of {itemsize} bytes overflow the address space"))?;
+        if expected_bytes != byte_len {
+            return Err(format!(
+                "len {byte_len} bytes, but shape {:?} of {itemsize}-byte items holds \
+                 {expected_bytes}",
+                shape.slice()
+            ));
+        }
+
+        let suboffsets = match raw_suboffsets {
+            Some(raw) if raw.iter().any(|&s| s >= 0) => Some(raw.to_vec().into_boxed_slice()),
+            _ => None,
+        };
+
+        if len > 0 && view.buf.is_null() {
+            return Err(format!("NULL data pointer for {len} items"));
+        }
+
+        let layout = Layout {
+            ptr: view.buf.cast::<u8>(),
+            shape,
+            strides,
+            itemsize,
+            suboffsets,
+            len,
+        };
+        layout.check_extent()?;
+        Ok(layout)
     }
 }
 

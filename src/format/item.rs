@@ -300,23 +300,14 @@ impl ItemLayout {
         if self.size != expected.size {
             return Err(Mismatch::Layout);
         }
-        let found = Normal::of(self);
-        let want = Normal::of(expected);
-        match (found, want) {
-            (Normal::Scalar(f), Normal::Scalar(e)) => {
-                let fk = canonical_kind(f.kind);
-                let ek = canonical_kind(e.kind);
-                if fk != ek {
-                    Err(Mismatch::Layout)
-                } else if f.endian != e.endian {
-                    Err(Mismatch::ByteOrder {
-                        found: f.endian,
-                        expected: e.endian,
-                    })
-                } else {
-                    Ok(())
-                }
+        // the common case, checked on every acquisition: two plain scalars
+        if let (ItemKind::Scalar(f), ItemKind::Scalar(e)) = (&self.kind, &expected.kind) {
+            if !matches!(f.kind, ScalarKind::Bytes(_) | ScalarKind::PascalString(_)) {
+                return scalar_matches(*f, *e);
             }
+        }
+        match (Normal::of(self), Normal::of(expected)) {
+            (Normal::Scalar(f), Normal::Scalar(e)) => scalar_matches(f, e),
             (Normal::Array(fc, fe), Normal::Array(ec, ee)) if fc == ec => fe.matches(ee),
             (Normal::Struct(ff), Normal::Struct(ef)) if ff.len() == ef.len() => {
                 for (index, (f, e)) in ff.iter().zip(ef).enumerate() {
@@ -337,6 +328,25 @@ impl ItemLayout {
                 Ok(())
             }
             _ => Err(Mismatch::Layout),
+        }
+    }
+
+    /// [`matches`](ItemLayout::matches) against an expected plain scalar, without building its
+    /// layout (the acquisition fast path for scalar element types).
+    pub fn matches_scalar(&self, expected: Scalar) -> Result<(), Mismatch> {
+        match self.kind {
+            ItemKind::Scalar(found)
+                if !matches!(
+                    found.kind,
+                    ScalarKind::Bytes(_) | ScalarKind::PascalString(_)
+                ) =>
+            {
+                if self.size != expected.kind.size() {
+                    return Err(Mismatch::Layout);
+                }
+                scalar_matches(found, expected)
+            }
+            _ => self.matches(&ItemLayout::scalar(expected, 1)),
         }
     }
 
@@ -441,6 +451,19 @@ fn push_padding(out: &mut String, n: usize) {
             out.push_str(&n.to_string());
             out.push('x');
         }
+    }
+}
+
+fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
+    if canonical_kind(found.kind) != canonical_kind(expected.kind) {
+        Err(Mismatch::Layout)
+    } else if found.endian != expected.endian {
+        Err(Mismatch::ByteOrder {
+            found: found.endian,
+            expected: expected.endian,
+        })
+    } else {
+        Ok(())
     }
 }
 
