@@ -103,8 +103,24 @@ impl Acquired {
         if ptr.is_null() {
             return Ok("B");
         }
-        // SAFETY: a non-NULL format is a NUL-terminated string owned by the exporter, valid
-        // while the buffer is held, which outlives `&self`.
+        // Fast path for the usual short ASCII string: one pass finds the NUL and checks ASCII.
+        let mut len = 0;
+        loop {
+            // SAFETY: a non-NULL format is a NUL-terminated string owned by the exporter, valid
+            // while the buffer is held (which outlives `&self`); we stop at its NUL.
+            let byte = unsafe { *ptr.add(len) } as u8;
+            if byte == 0 {
+                // SAFETY: `len` bytes before the NUL were read above, all ASCII.
+                let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+                // SAFETY: ASCII is valid UTF-8.
+                return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+            }
+            if !byte.is_ascii() {
+                break;
+            }
+            len += 1;
+        }
+        // SAFETY: as above: NUL-terminated and valid while the buffer is held.
         let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
         std::str::from_utf8(bytes).map_err(|e| FormatError {
             format: String::from_utf8_lossy(bytes).into_owned(),
