@@ -110,21 +110,21 @@ pub enum Error {
         /// The object's type name.
         type_name: String,
         /// The parse error (with position and expectation).
-        error: FormatError,
+        error: Box<FormatError>,
     },
     /// The items are of another type than the element type. (`TypeError`)
     ElementType {
         /// What the caller asked for.
-        expected: Expected,
+        expected: Box<Expected>,
         /// What the buffer is.
-        found: Found,
+        found: Box<Found>,
     },
     /// Same element type, other byte order (for example `'>d'` read as `f64`). (`TypeError`)
     ByteOrder {
         /// What the caller asked for.
-        expected: Expected,
+        expected: Box<Expected>,
         /// What the buffer is.
-        found: Found,
+        found: Box<Found>,
         /// The data's byte order.
         data: Endian,
     },
@@ -140,9 +140,9 @@ pub enum Error {
     /// Wrong number of dimensions. (`TypeError`)
     Dimensions {
         /// What the caller asked for.
-        expected: Expected,
+        expected: Box<Expected>,
         /// What the buffer is.
-        found: Found,
+        found: Box<Found>,
     },
     /// The exporter described a layout that is impossible or too large to address: negative
     /// shape, `shape × stride` overflow, `ndim` above 64, NULL data with a non-zero length...
@@ -219,6 +219,9 @@ pub enum Error {
         /// How many views (exports) are live.
         count: usize,
     },
+    /// Rust already took the exported memory back (`try_into_inner`), so it can be neither
+    /// viewed nor taken again. (`BufferError`)
+    ExportTaken,
     /// A Python exception raised on the way (for example by `numpy` while building a result).
     Python(PyErr),
 }
@@ -339,6 +342,10 @@ impl fmt::Display for Error {
                 "expected no live views of the exported memory, found {count}; release them \
                  (memoryview.release(), del) first"
             ),
+            Error::ExportTaken => f.write_str(
+                "expected exported memory, found none: Rust already took it back \
+                 (try_into_inner)",
+            ),
             Error::Python(err) => write!(f, "{err}"),
         }
     }
@@ -348,7 +355,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Refused { cause, .. } | Error::Python(cause) => Some(cause),
-            Error::Format { error, .. } => Some(error),
+            Error::Format { error, .. } => Some(&**error),
             _ => None,
         }
     }
@@ -379,7 +386,8 @@ impl From<Error> for PyErr {
             | Error::Suboffsets
             | Error::SelfOverlapping { .. }
             | Error::BorrowConflict { .. }
-            | Error::ViewsAlive { .. } => PyBufferError::new_err(msg),
+            | Error::ViewsAlive { .. }
+            | Error::ExportTaken => PyBufferError::new_err(msg),
         }
     }
 }
