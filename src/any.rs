@@ -226,7 +226,7 @@ impl AnyBuffer {
     /// Copies the raw bytes of every item, in C or F order (any layout).
     pub fn to_bytes(&self, order: Order) -> Result<Vec<u8>, Error> {
         let _borrow = if self.layout.suboffsets.is_some() {
-            borrow::acquire_opaque(self.raw.view().obj as usize, Access::Shared)?
+            borrow::acquire_opaque(self.layout.ptr as usize, Access::Shared)?
         } else {
             borrow::acquire(self.layout.region(), Access::Shared)?
         };

@@ -242,8 +242,9 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// A momentary borrow of all the memory this buffer can touch.
     fn borrow_all(&self, access: Access) -> Result<BorrowToken, Error> {
         if self.layout.suboffsets.is_some() {
-            // Indirect memory cannot be described by address ranges; key it by the exporter.
-            borrow::acquire_opaque(self.raw.view().obj as usize, access)
+            // Indirect memory cannot be described by address ranges; key it by the base of
+            // its pointer array (shared by handles of the same exporter memory, unless sliced).
+            borrow::acquire_opaque(self.layout.ptr as usize, access)
         } else {
             borrow::acquire(self.layout.region(), access)
         }
@@ -572,14 +573,24 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
     }
 }
 
-/// Parses the exporter's format into an item layout.
+/// Parses the exporter's format into an item layout. A struct whose format leaves out its
+/// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
+/// to the exporter's `itemsize`; every other size disagreement is left for
+/// [`check_itemsize`] to report.
 pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
-    raw.format()
+    let item = raw
+        .format()
         .and_then(format::parse)
         .map_err(|error| Error::Format {
             type_name: raw.exporter_type_name(),
             error: Box::new(error),
-        })
+        })?;
+    match usize::try_from(raw.view().itemsize) {
+        Ok(itemsize) if itemsize != item.size => {
+            Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))
+        }
+        _ => Ok(item),
+    }
 }
 
 /// Checks that the exporter's `itemsize` is the size its format describes.

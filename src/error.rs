@@ -75,8 +75,8 @@ pub enum Access {
 impl fmt::Display for Access {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Access::Shared => "shared (read)",
-            Access::Exclusive => "exclusive (write)",
+            Access::Shared => "read (shared)",
+            Access::Exclusive => "write (exclusive)",
         })
     }
 }

@@ -361,3 +361,35 @@ fn any_buffer_inspects_and_dispatches() {
         ));
     });
 }
+
+#[test]
+fn numpy_structs_without_trailing_padding_in_their_format_are_read() {
+    #[derive(Clone, Copy, Debug, PartialEq, pybuf::Element)]
+    #[repr(C)]
+    struct Rec {
+        a: f64,
+        b: be::I32,
+    }
+    Python::attach(|py| {
+        let g = namespace(py);
+        run(
+            py,
+            &g,
+            "dt = np.dtype([('a', 'f8'), ('b', '>i4')], align=True)\n\
+             r = np.array([(1.5, 7), (-2.0, -9)], dtype=dt)\n",
+        );
+        let r = eval(&g, "r");
+        let format: String = eval(&g, "memoryview(r).format").extract().unwrap();
+        let itemsize: usize = eval(&g, "r.itemsize").extract().unwrap();
+        // numpy leaves the 4 trailing padding bytes out of the format
+        assert_eq!(pybuf::format::parse(&format).unwrap().size, 12, "{format}");
+        assert_eq!(itemsize, 16);
+        let any = AnyBuffer::get(&r).unwrap();
+        assert_eq!(any.item_layout().unwrap().size, 16);
+        let v = Buffer1::<Rec>::get(&r).unwrap().to_vec().unwrap();
+        let a: Vec<f64> = eval(&g, "r['a'].tolist()").extract().unwrap();
+        let b: Vec<i32> = eval(&g, "r['b'].tolist()").extract().unwrap();
+        assert_eq!(v.iter().map(|x| x.a).collect::<Vec<_>>(), a);
+        assert_eq!(v.iter().map(|x| x.b.get()).collect::<Vec<_>>(), b);
+    });
+}

@@ -50,10 +50,6 @@
 //! `2` into a `bool`). Struct padding bytes are zeroed at export, so Python never reads
 //! uninitialized memory.
 
-// `Error` is the crate's one error type (part of the API contract); its size is a crate-wide
-// decision, not this module's.
-#![allow(clippy::result_large_err)]
-
 mod layout;
 mod object;
 

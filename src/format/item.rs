@@ -377,9 +377,7 @@ impl ItemLayout {
     fn write_format(&self, out: &mut String, top: bool) {
         match &self.kind {
             ItemKind::Scalar(s) => {
-                if !(top && s.endian == Endian::NATIVE && s.kind != ScalarKind::Pointer)
-                    && s.kind.has_byte_order()
-                {
+                if !(top && s.endian == Endian::NATIVE) && s.kind.has_byte_order() {
                     out.push(s.endian.prefix());
                 }
                 if top && s.kind == ScalarKind::Pointer {
@@ -493,7 +491,8 @@ impl<'a> Normal<'a> {
                 let mut elem: &ItemLayout = elem;
                 // flatten nested sub-arrays: '(2)(3)d' and '(2,3)d' are both '6d'
                 while let ItemKind::Array { shape, elem: inner } = &elem.kind {
-                    count *= shape.iter().product::<usize>();
+                    // saturating: only zero-size elements can have counts this large
+                    count = count.saturating_mul(shape.iter().product::<usize>());
                     elem = inner;
                 }
                 if count == 1 {
@@ -520,12 +519,11 @@ impl<'a> Normal<'a> {
 fn uniform_run(item: &ItemLayout, fields: &[Field]) -> Option<usize> {
     let first = fields.first()?;
     let step = first.layout.size;
-    if step == 0 || step * fields.len() != item.size {
+    if step == 0 || step.checked_mul(fields.len()) != Some(item.size) {
         return None;
     }
-    let uniform = fields
-        .iter()
-        .enumerate()
-        .all(|(i, f)| f.name.is_none() && f.offset == i * step && f.layout == first.layout);
+    let uniform = fields.iter().enumerate().all(|(i, f)| {
+        f.name.is_none() && f.offset == i * step && f.layout.matches(&first.layout).is_ok()
+    });
     uniform.then_some(fields.len())
 }

@@ -154,7 +154,7 @@ enum Code {
     Pascal,
     /// `x`
     Padding,
-    /// `n`, `N` or `P` with a standard-size prefix.
+    /// `n` or `N` with a standard-size prefix.
     NativeOnly,
     /// A PEP 3118 code with no Rust element type (`g`, `O`, `u`, `w`, `&`, ...).
     Unsupported(&'static str),
@@ -180,7 +180,9 @@ fn code(c: u8, native: bool) -> Code {
         b'e' => ScalarKind::F16,
         b'f' => ScalarKind::F32,
         b'd' => ScalarKind::F64,
-        b'n' | b'N' | b'P' if !native => return Code::NativeOnly,
+        // ctypes writes pointers as '<P' (c_void_p, pointer fields of structures): a
+        // pointer of native size in the stated byte order; 'n' and 'N' stay native-only
+        b'n' | b'N' if !native => return Code::NativeOnly,
         b'n' => int_kind(SSIZE, true),
         b'N' => int_kind(SSIZE, false),
         b'P' => ScalarKind::Pointer,
@@ -606,13 +608,56 @@ impl Parser<'_> {
     }
 }
 
-/// A sub-array, or `None` if its size exceeds [`MAX_ITEM_SIZE`].
+impl ItemLayout {
+    /// This layout extended to an exporter's `itemsize` by trailing padding, where the format
+    /// may legitimately have left that padding out.
+    ///
+    /// numpy writes structs without their trailing padding unless they end in native-aligned
+    /// mode (`{'names': ['a'], 'formats': ['f8'], 'itemsize': 12}` exports `T{=d:a:}`), so a
+    /// struct item (`T{...}` or several items at the top level) whose size is below `itemsize`
+    /// is padded at its end: the offsets of its fields are unchanged. Returns `None` for a
+    /// struct larger than `itemsize` and for any other item whose size differs.
+    ///
+    /// ```
+    /// use pybuf::format::parse;
+    ///
+    /// let item = parse("T{=d:a:}").unwrap().pad_to_itemsize(12).unwrap();
+    /// assert_eq!(item.size, 12);
+    /// assert!(parse("d").unwrap().pad_to_itemsize(12).is_none());
+    /// ```
+    pub fn pad_to_itemsize(self, itemsize: usize) -> Option<ItemLayout> {
+        match self.kind {
+            _ if self.size == itemsize => Some(self),
+            ItemKind::Struct(_) if self.size < itemsize => Some(ItemLayout {
+                size: itemsize,
+                ..self
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A sub-array, or `None` if its size or its number of scalars (which bounds the counts that
+/// [`ItemLayout::matches`] multiplies, also for zero-size elements) exceeds [`MAX_ITEM_SIZE`].
 fn array(shape: Vec<usize>, elem: ItemLayout) -> Option<ItemLayout> {
-    shape
+    let count = shape
         .iter()
-        .try_fold(elem.size, |acc, &d| acc.checked_mul(d))
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    count
+        .checked_mul(scalar_count(&elem))
+        .filter(|&n| n <= MAX_ITEM_SIZE)?;
+    count
+        .checked_mul(elem.size)
         .filter(|&s| s <= MAX_ITEM_SIZE)?;
     Some(ItemLayout::array(shape, elem))
+}
+
+/// Elements of nested sub-arrays, flattened (at most `MAX_ITEM_SIZE` for parsed items).
+fn scalar_count(item: &ItemLayout) -> usize {
+    match &item.kind {
+        ItemKind::Array { shape, elem } => shape.iter().product::<usize>() * scalar_count(elem),
+        _ => 1,
+    }
 }
 
 #[cfg(test)]
@@ -634,8 +679,8 @@ mod tests {
                 }
             }
         }
-        // 18 scalar codes + s/p with native size, 15 + s/p with standard size, 3 complex
-        assert_eq!(n, 3 * (18 + 2 + 3) + 4 * (15 + 2 + 3));
+        // 18 scalar codes + s/p with native size, 16 (no n/N) + s/p with standard size, 3 complex
+        assert_eq!(n, 3 * (18 + 2 + 3) + 4 * (16 + 2 + 3));
     }
 
     #[test]

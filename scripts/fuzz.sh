@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the cargo-fuzz target `format_parse` (fuzz/) for a number of seconds (default 60).
+#
+#   scripts/fuzz.sh [SECONDS] [extra libFuzzer flags...]
+#
+# cargo-fuzz needs nightly compiler flags; on a stable toolchain RUSTC_BOOTSTRAP=1 enables
+# them. Install cargo-fuzz with `cargo install cargo-fuzz` if it is missing. Crashes land in
+# fuzz/artifacts/format_parse/; the growing corpus in fuzz/corpus/format_parse/ (seeded
+# from fuzz/seeds/).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+seconds=${1:-60}
+shift || true
+# pybuf links libpython through PyO3: the build needs PYO3_PYTHON, the run LD_LIBRARY_PATH.
+# shellcheck source=/dev/null
+. "$root/scripts/env.sh"
+cd "$root/fuzz"
+mkdir -p corpus/format_parse
+RUSTC_BOOTSTRAP=1 exec cargo fuzz run format_parse corpus/format_parse seeds -- \
+    -max_total_time="$seconds" -dict="$root/fuzz/format.dict" -max_len=256 "$@"
