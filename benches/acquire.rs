@@ -1,4 +1,4 @@
-//! 1. Acquire + release of a small 1-D float64 numpy array and of a `bytes` object.
+//! Benchmark 1: Acquire + release of a small 1-D float64 numpy array and of a `bytes` object.
 //!
 //! Floor: `PyObject_GetBuffer(PyBUF_FULL_RO)` + `PyBuffer_Release` on a stack `Py_buffer`.
 //! Note that rust-numpy's `extract::<PyReadonlyArray1>` includes its borrow bookkeeping
@@ -39,7 +39,9 @@ fn acquire(c: &mut Criterion) {
         });
         g.bench_function("numpy_extract_readonly", |b| {
             b.iter(|| {
-                let ro = black_box(&arr).extract::<PyReadonlyArray1<'_, f64>>().unwrap();
+                let ro = black_box(&arr)
+                    .extract::<PyReadonlyArray1<'_, f64>>()
+                    .unwrap();
                 drop(black_box(ro))
             })
         });

@@ -1,4 +1,4 @@
-//! 2. Borrow + release: a `buf.read()` guard created and dropped, against rust-numpy's
+//! Benchmark 2: Borrow + release: a `buf.read()` guard created and dropped, against rust-numpy's
 //! borrow checking (`readonly()` on an already-cast array), with no other borrows live,
 //! with 1,000 live borrows of other arrays, and with 1,000 live borrows of the same array.
 //!
@@ -23,15 +23,21 @@ fn bench_pair(
     with_exclusive: bool,
 ) {
     let buf = Buffer1::<f64>::get(arr).unwrap();
-    g.bench_function("pybuf_read", |b| b.iter(|| drop(black_box(buf.read().unwrap()))));
+    g.bench_function("pybuf_read", |b| {
+        b.iter(|| drop(black_box(buf.read().unwrap())))
+    });
     let np = arr.cast::<PyArray1<f64>>().unwrap();
-    g.bench_function("numpy_readonly", |b| b.iter(|| drop(black_box(np.readonly()))));
+    g.bench_function("numpy_readonly", |b| {
+        b.iter(|| drop(black_box(np.readonly())))
+    });
     if with_exclusive {
         let buf_mut = Buffer1::<f64>::get_mut(arr).unwrap();
         g.bench_function("pybuf_write", |b| {
             b.iter(|| drop(black_box(buf_mut.write().unwrap())))
         });
-        g.bench_function("numpy_readwrite", |b| b.iter(|| drop(black_box(np.readwrite()))));
+        g.bench_function("numpy_readwrite", |b| {
+            b.iter(|| drop(black_box(np.readwrite())))
+        });
     }
 }
 
@@ -56,8 +62,7 @@ fn borrow(c: &mut Criterion) {
         {
             // 1,000 live borrows of other arrays, in both libraries at once (each library only
             // sees its own, so holding both sets changes nothing for either).
-            let bufs: Vec<Buffer1<f64>> =
-                others.iter().map(|o| Buffer1::get(o).unwrap()).collect();
+            let bufs: Vec<Buffer1<f64>> = others.iter().map(|o| Buffer1::get(o).unwrap()).collect();
             let _guards: Vec<_> = bufs.iter().map(|b| b.read().unwrap()).collect();
             let _np_guards: Vec<_> = others
                 .iter()

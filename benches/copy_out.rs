@@ -1,4 +1,4 @@
-//! 4. Copy-out of a transposed 2048 × 2048 f64 array (32 MiB) to contiguous C order.
+//! Benchmark 4: Copy-out of a transposed 2048 × 2048 f64 array (32 MiB) to contiguous C order.
 //!
 //! Floor: a plain `memcpy` of the same number of bytes from a contiguous array into a fresh
 //! `Vec` (allocation and first-touch page faults included, as for every to-`Vec` variant).
@@ -34,9 +34,17 @@ fn copy_out(c: &mut Criterion) {
 
         let pybuf_t = Buffer2::<f64>::get(&t).unwrap();
         assert!(!pybuf_t.is_c_contiguous());
-        assert_eq!(pybuf_t.to_vec().unwrap(), expected, "pybuf to_vec is C order of t");
+        assert_eq!(
+            pybuf_t.to_vec().unwrap(),
+            expected,
+            "pybuf to_vec is C order of t"
+        );
         let pyo3_t = PyBuffer::<f64>::get(&t).unwrap();
-        assert_eq!(pyo3_t.to_vec(py).unwrap(), expected, "PyO3 to_vec is C order of t");
+        assert_eq!(
+            pyo3_t.to_vec(py).unwrap(),
+            expected,
+            "PyO3 to_vec is C order of t"
+        );
 
         let mut g = c.benchmark_group("copy_transposed_2048");
         g.throughput(Throughput::Bytes((N * N * 8) as u64));
@@ -52,8 +60,12 @@ fn copy_out(c: &mut Criterion) {
                 out
             })
         });
-        g.bench_function("pybuf_to_vec", |b| b.iter(|| black_box(&pybuf_t).to_vec().unwrap()));
-        g.bench_function("pyo3_to_vec", |b| b.iter(|| black_box(&pyo3_t).to_vec(py).unwrap()));
+        g.bench_function("pybuf_to_vec", |b| {
+            b.iter(|| black_box(&pybuf_t).to_vec().unwrap())
+        });
+        g.bench_function("pyo3_to_vec", |b| {
+            b.iter(|| black_box(&pyo3_t).to_vec(py).unwrap())
+        });
         g.bench_function("numpy_ascontiguousarray", |b| {
             b.iter(|| ascontiguousarray.call1((black_box(&t),)).unwrap())
         });

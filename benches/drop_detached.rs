@@ -1,4 +1,4 @@
-//! 5. Dropping 100,000 buffers on a thread that is not attached to the interpreter.
+//! Benchmark 5: Dropping 100,000 buffers on a thread that is not attached to the interpreter.
 //!
 //! Each iteration acquires 100,000 handles of a small numpy array on the main thread
 //! (attached, not timed), then releases the interpreter (`py.detach`) and times dropping
@@ -40,14 +40,15 @@ fn timed_drop<T>(items: Vec<T>) -> Duration {
 
 fn drops(c: &mut Criterion) {
     Python::attach(|py| {
-        let data = common::module(py, c"import numpy as np\narr = np.arange(16, dtype=np.float64)\n");
+        let data = common::module(
+            py,
+            c"import numpy as np\narr = np.arange(16, dtype=np.float64)\n",
+        );
         let arr = common::attr(&data, "arr");
-        let pybuf_many = || -> Vec<Buffer1<f64>> {
-            (0..COUNT).map(|_| Buffer1::get(&arr).unwrap()).collect()
-        };
-        let pyo3_many = || -> Vec<PyBuffer<f64>> {
-            (0..COUNT).map(|_| PyBuffer::get(&arr).unwrap()).collect()
-        };
+        let pybuf_many =
+            || -> Vec<Buffer1<f64>> { (0..COUNT).map(|_| Buffer1::get(&arr).unwrap()).collect() };
+        let pyo3_many =
+            || -> Vec<PyBuffer<f64>> { (0..COUNT).map(|_| PyBuffer::get(&arr).unwrap()).collect() };
 
         let mut g = c.benchmark_group("drop_100k_detached");
         g.bench_function("pybuf", |b| {
@@ -62,9 +63,7 @@ fn drops(c: &mut Criterion) {
             })
         });
         g.bench_function("pyo3", |b| {
-            b.iter_custom(|iters| {
-                (0..iters).map(|_| drop_detached(py, pyo3_many())).sum()
-            })
+            b.iter_custom(|iters| (0..iters).map(|_| drop_detached(py, pyo3_many())).sum())
         });
         g.finish();
 
@@ -72,7 +71,13 @@ fn drops(c: &mut Criterion) {
         g.bench_function("raw_cpython", |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| timed_drop((0..COUNT).map(|_| common::RawView::get(&arr)).collect::<Vec<_>>()))
+                    .map(|_| {
+                        timed_drop(
+                            (0..COUNT)
+                                .map(|_| common::RawView::get(&arr))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
                     .sum()
             })
         });

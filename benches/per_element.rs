@@ -1,4 +1,4 @@
-//! 6. The cost of safety per element: summing the 10^6 f64 of a 2-D array (1000 × 1000)
+//! Benchmark 6: The cost of safety per element: summing the 10^6 f64 of a 2-D array (1000 × 1000)
 //! through `item((i, j))`, through a `ReadGuard` view (indexing `v[[i, j]]`, and ndarray's
 //! own `sum()`), through `with(|v| v.sum())`, and through a raw pointer loop (the floor),
 //! for C-contiguous, F-contiguous and strided (`a[::2, ::2]` of a 2000 × 2000 array)
@@ -52,7 +52,8 @@ sums = {k: float(v.sum()) for k, v in [('c', c_order), ('f', f_order), ('strided
         for (layout, name) in [("c", "c_order"), ("f", "f_order"), ("strided", "strided")] {
             let obj = common::attr(&data, name);
             let expected: f64 = sums.get_item(layout).unwrap().extract().unwrap();
-            let close = |x: f64| assert!((x - expected).abs() < 1e-6 * expected, "{x} vs {expected}");
+            let close =
+                |x: f64| assert!((x - expected).abs() < 1e-6 * expected, "{x} vs {expected}");
             let buf = Buffer2::<f64>::get(&obj).unwrap();
             let raw = common::RawView::get(&obj);
             let strides = raw.strides().to_vec();
@@ -83,7 +84,13 @@ sums = {k: float(v.sum()) for k, v in [('c', c_order), ('f', f_order), ('strided
             };
             let guard_sum = || buf.read().unwrap().view().sum();
             let with_sum = || buf.with(|v| v.sum()).unwrap();
-            for f in [&raw_sum as &dyn Fn() -> f64, &item_sum, &guard_index_sum, &guard_sum, &with_sum] {
+            for f in [
+                &raw_sum as &dyn Fn() -> f64,
+                &item_sum,
+                &guard_index_sum,
+                &guard_sum,
+                &with_sum,
+            ] {
                 close(f());
             }
 
@@ -91,7 +98,9 @@ sums = {k: float(v.sum()) for k, v in [('c', c_order), ('f', f_order), ('strided
             g.throughput(Throughput::Elements((N * N) as u64));
             g.bench_function("raw_ptr_loop", |b| b.iter(|| black_box(raw_sum())));
             g.bench_function("pybuf_item", |b| b.iter(|| black_box(item_sum())));
-            g.bench_function("pybuf_guard_index", |b| b.iter(|| black_box(guard_index_sum())));
+            g.bench_function("pybuf_guard_index", |b| {
+                b.iter(|| black_box(guard_index_sum()))
+            });
             g.bench_function("pybuf_guard_sum", |b| b.iter(|| black_box(guard_sum())));
             g.bench_function("pybuf_with_sum", |b| b.iter(|| black_box(with_sum())));
             g.finish();

@@ -1,4 +1,4 @@
-//! 3. Sum of 10^7 contiguous f64 (80 MB).
+//! Benchmark 3: Sum of 10^7 contiguous f64 (80 MB).
 //!
 //! Every Rust variant acquires the buffer, sums the slice with the same 8-accumulator loop
 //! (`common::sum8`) and releases it, so only the path to the slice differs. Floor: raw
@@ -30,7 +30,15 @@ fn sum(c: &mut Criterion) {
         let close = |x: f64| assert!((x - expected).abs() <= 1e-6 * expected, "{x} vs {expected}");
 
         // sanity: every variant computes the same sum as numpy
-        close(Buffer1::<f64>::get(&arr).unwrap().read().unwrap().as_slice().map(common::sum8).unwrap());
+        close(
+            Buffer1::<f64>::get(&arr)
+                .unwrap()
+                .read()
+                .unwrap()
+                .as_slice()
+                .map(common::sum8)
+                .unwrap(),
+        );
 
         let mut g = c.benchmark_group("sum_1e7_f64");
         g.throughput(Throughput::Bytes((N * 8) as u64));

@@ -152,9 +152,9 @@ def plot(rows, png):
         ax.invert_yaxis()
         ax.set_title(GROUPS[group][0], fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
-        ax.set_xlim(right=max(values) * 3)
+        ax.set_xlim(left=min(min(values), 1.0) / 1.5, right=max(values) * 3)
     fig.suptitle("pybuf benchmarks: time ratios (lower is better; red dashes = target)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
 
