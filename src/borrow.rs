@@ -6,6 +6,7 @@ use crate::error::{Access, Error};
 /// The memory a borrow can touch: element addresses `ptr + Σ i_k · strides[k]` for every
 /// index within `shape`, each `itemsize` bytes long.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // placeholder until the registry lands
 pub(crate) struct Region<'a> {
     pub ptr: usize,
     pub shape: &'a [usize],
@@ -46,7 +47,7 @@ pub(crate) fn has_internal_overlap(region: Region<'_>) -> bool {
         if s < extent {
             return true;
         }
-        extent = s * (n - 1) + extent;
+        extent += s * (n - 1);
     }
     false
 }

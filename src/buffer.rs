@@ -118,8 +118,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         layout: Option<Layout<IxDyn>>,
     ) -> Result<Self, Error> {
         if let Err(mismatch) = item.matches(&T::layout()) {
-            let expected = Self::expected();
-            let found = found(obj, &raw, Some(item));
+            let expected = Box::new(Self::expected());
+            let found = Box::new(found(obj, &raw, Some(item)));
             return Err(match mismatch {
                 Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
                     expected,
@@ -140,8 +140,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         };
         if !ndim_fits {
             return Err(Error::Dimensions {
-                expected: Self::expected(),
-                found: found(obj, &raw, Some(item)),
+                expected: Box::new(Self::expected()),
+                found: Box::new(found(obj, &raw, Some(item))),
             });
         }
         let layout = match layout {
@@ -579,7 +579,7 @@ pub(crate) fn parse_format(obj: &Bound<'_, PyAny>, raw: &Acquired) -> Result<Ite
         .and_then(format::parse)
         .map_err(|error| Error::Format {
             type_name: type_name(obj),
-            error,
+            error: Box::new(error),
         })
 }
 

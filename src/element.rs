@@ -15,6 +15,53 @@
 //! | `5s` | `[u8; 5]` |
 //! | `P` | `usize` |
 //! | `T{...}` | a `#[repr(C)]` struct with `#[derive(pybuf::Element)]` |
+//!
+//! # Records: `#[derive(Element)]`
+//!
+//! A `#[repr(C)]` (or `#[repr(C, packed)]`, `packed(N)`) struct whose fields are all
+//! `Element`s derives `Element` (feature `derive`, on by default) and then reads buffers whose
+//! items are structs: numpy structured arrays and ctypes `Structure` arrays. Its layout is a
+//! `T{...}` with one field per Rust field (name, `offset_of!` offset, the field type's
+//! layout), the struct's size and alignment; a buffer matches when the offsets, kinds, byte
+//! orders and size agree, and the names agree where both sides have them
+//! ([`ItemLayout::matches`]). Padding is never read as a value: a format describes it with
+//! `x` (or implies it by the native alignment rules), and records with `bool` fields are
+//! validated field by field.
+//!
+//! | Python | Rust |
+//! |---|---|
+//! | `np.dtype([('a','i4'),('b','f8')], align=True)`, `'T{i:a:xxxxd:b:}'` | `#[repr(C)] struct R { a: i32, b: f64 }` |
+//! | the same without `align=True`, `'T{i:a:=d:b:}'` | `#[repr(C, packed)] struct R { a: i32, b: f64 }` |
+//! | sub-array field `('v', 'f4', (3,))`, nested dtype | `v: [f32; 3]`, a field of a derived record type |
+//! | `'>f8'` field, `BigEndianStructure` | `pybuf::be::F64` field |
+//! | ctypes `c_char * 8` field | `[u8; 8]` |
+//! | ctypes `_pack_ = 1` | `#[repr(C, packed)]` |
+//! | other names in the format, or none | `#[pybuf(name = "...")]` on a field, `#[pybuf(ignore_names)]` on the struct |
+//!
+//! ```
+//! use pybuf::format::parse;
+//! use pybuf::Element;
+//!
+//! #[derive(Clone, Copy, pybuf::Element)]
+//! #[repr(C)]
+//! struct Particle {
+//!     id: u32,
+//!     pos: [f32; 3],
+//!     alive: bool,
+//! }
+//!
+//! assert_eq!(Particle::layout().to_format(), "T{<I:id:(3)<f:pos:?:alive:3x}");
+//! // what numpy exports for np.dtype([('id','u4'),('pos','f4',(3,)),('alive','?')], align=True)
+//! let numpy = parse("T{I:id:(3)f:pos:?:alive:}").unwrap(); // padded to 20 bytes by the native rules
+//! assert!(numpy.matches(&Particle::layout()).is_ok());
+//! assert!(!Particle::is_valid(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]));
+//! ```
+//!
+//! With a `pybuf::Buffer1<Particle>` the records are then read like any other element. The
+//! derive refuses at compile time what can never match or cannot be read soundly: structs
+//! without `#[repr(C)]`, enums, unions, structs without fields, lifetime parameters, fields
+//! whose type is not an `Element`, names that no format can carry; see the derive's
+//! documentation for the full list and the attributes.
 
 use crate::format::{Endian, ItemLayout, Scalar, ScalarKind};
 

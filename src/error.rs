@@ -110,21 +110,21 @@ pub enum Error {
         /// The object's type name.
         type_name: String,
         /// The parse error (with position and expectation).
-        error: FormatError,
+        error: Box<FormatError>,
     },
     /// The items are of another type than the element type. (`TypeError`)
     ElementType {
         /// What the caller asked for.
-        expected: Expected,
+        expected: Box<Expected>,
         /// What the buffer is.
-        found: Found,
+        found: Box<Found>,
     },
     /// Same element type, other byte order (for example `'>d'` read as `f64`). (`TypeError`)
     ByteOrder {
         /// What the caller asked for.
-        expected: Expected,
+        expected: Box<Expected>,
         /// What the buffer is.
-        found: Found,
+        found: Box<Found>,
         /// The data's byte order.
         data: Endian,
     },
@@ -140,9 +140,9 @@ pub enum Error {
     /// Wrong number of dimensions. (`TypeError`)
     Dimensions {
         /// What the caller asked for.
-        expected: Expected,
+        expected: Box<Expected>,
         /// What the buffer is.
-        found: Found,
+        found: Box<Found>,
     },
     /// The exporter described a layout that is impossible or too large to address: negative
     /// shape, `shape × stride` overflow, `ndim` above 64, NULL data with a non-zero length...
@@ -348,7 +348,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Refused { cause, .. } | Error::Python(cause) => Some(cause),
-            Error::Format { error, .. } => Some(error),
+            Error::Format { error, .. } => Some(&**error),
             _ => None,
         }
     }

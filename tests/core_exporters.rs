@@ -81,9 +81,9 @@ fn memoryview_slices_and_casts() {
         )
         .extract()
         .unwrap();
-        for i in 0..2 {
-            for j in 0..3 {
-                assert_eq!(buf.item((i, j)).unwrap(), expected[i][j]);
+        for (i, row) in expected.iter().enumerate() {
+            for (j, &value) in row.iter().enumerate() {
+                assert_eq!(buf.item((i, j)).unwrap(), value);
             }
         }
     });

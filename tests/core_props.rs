@@ -264,7 +264,7 @@ fn writes_through_every_path_agree_with_numpy() {
                 doubled,
                 "{expr}"
             );
-            if buf.len() > 0 {
+            if !buf.is_empty() {
                 let last: Vec<usize> = buf.shape().iter().map(|n| n - 1).collect();
                 buf.set_item(IxDyn(&last), -1.0).unwrap();
                 g.set_item("last", last).unwrap();

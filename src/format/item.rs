@@ -389,8 +389,15 @@ impl ItemLayout {
                 }
             }
             ItemKind::Array { shape, elem } => {
+                // nested sub-arrays ('(2)3d' parses as (2,) of (3,) d) are written as one
+                // shape: the grammar has a single shape per item
+                let mut dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+                let mut elem: &ItemLayout = elem;
+                while let ItemKind::Array { shape, elem: inner } = &elem.kind {
+                    dims.extend(shape.iter().map(|d| d.to_string()));
+                    elem = inner;
+                }
                 out.push('(');
-                let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
                 out.push_str(&dims.join(","));
                 out.push(')');
                 elem.write_format(out, top);
