@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 echo "== cargo test (Python: $("$PYO3_PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
-cargo test --workspace --exclude pybuf-testmod
+cargo test --workspace --exclude pybuf-testmod --all-features

@@ -24,9 +24,9 @@ use crate::raw::Acquired;
 /// fn total(obj: &Bound<'_, PyAny>) -> Result<f64, pybuf::Error> {
 ///     let any = AnyBuffer::get(obj)?;
 ///     Ok(match any.element_kind() {
-///         ElementKind::F64 => any.typed::<f64, _>()?.to_vec()?.iter().sum(),
-///         ElementKind::I32 => any.typed::<i32, _>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
-///         ElementKind::U8 => any.typed::<u8, _>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
+///         ElementKind::F64 => any.typed::<f64, ndarray::IxDyn>()?.to_vec()?.iter().sum(),
+///         ElementKind::I32 => any.typed::<i32, ndarray::IxDyn>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
+///         ElementKind::U8 => any.typed::<u8, ndarray::IxDyn>()?.to_vec()?.iter().map(|&x| x as f64).sum(),
 ///         _ => return Err(pybuf::Error::NotABuffer { type_name: "unsupported".into() }),
 ///     })
 /// }
@@ -79,6 +79,15 @@ pub enum ElementKind {
     Other,
 }
 
+// SAFETY: the handle owns its acquisition (`Acquired` is Send + Sync) and immutable layout
+// facts; the raw pointer in `layout` is only dereferenced by `to_bytes` under a borrow from
+// the thread-safe registry, or after conversion into a `Buffer` (which is Send itself).
+// Dropping releases through `release::release`, which is safe on any thread (queued when the
+// thread is not attached).
+unsafe impl Send for AnyBuffer {}
+// SAFETY: `&AnyBuffer` only reads immutable facts and copies under a shared registry borrow.
+unsafe impl Sync for AnyBuffer {}
+
 impl AnyBuffer {
     /// Acquires a buffer for reading, whatever its element type. Fails only for exporter
     /// refusals and invalid layouts; an unparseable format is reported by
@@ -94,11 +103,11 @@ impl AnyBuffer {
 
     fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
         let raw = Acquired::new(obj, writable)?;
-        let item = parse_format(obj, &raw).and_then(|item| {
+        let item = parse_format(&raw).and_then(|item| {
             crate::buffer::check_itemsize(&raw, &item)?;
             Ok(item)
         });
-        let layout = read_layout(obj, &raw)?;
+        let layout = read_layout(&raw)?;
         Ok(AnyBuffer { raw, layout, item })
     }
 
@@ -233,11 +242,7 @@ impl AnyBuffer {
     /// type, item size, number of dimensions), without acquiring the buffer again.
     pub fn typed<T: Element, D: Dimension>(self) -> Result<Buffer<T, D>, Error> {
         let AnyBuffer { raw, layout, item } = self;
-        let item = item?;
-        Python::attach(|py| {
-            let obj = raw.obj(py).unwrap_or_else(|| py.None().into_bound(py));
-            Buffer::from_parts(&obj, raw, &item, Some(layout))
-        })
+        Buffer::from_parts(raw, &item?, Some(layout))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::error::{Access, Error, Expected, Found};
 use crate::format::{self, ItemLayout, Mismatch};
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::layout::{Layout, MAX_NDIM};
-use crate::raw::{type_name, Acquired};
+use crate::raw::Acquired;
 
 /// A buffer of exactly 0 dimensions (numpy 0-d arrays and scalars, ctypes scalars).
 pub type Buffer0<T> = Buffer<T, Ix0>;
@@ -105,21 +105,20 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
         let raw = Acquired::new(obj, writable)?;
-        let item = parse_format(obj, &raw)?;
-        Self::from_parts(obj, raw, &item, None)
+        let item = parse_format(&raw)?;
+        Self::from_parts(raw, &item, None)
     }
 
     /// Checks an acquired buffer whose format parsed to `item` against `T` and `D`, in the
     /// documented order; `layout` is read (last) unless the caller already did.
     pub(crate) fn from_parts(
-        obj: &Bound<'_, PyAny>,
         raw: Acquired,
         item: &ItemLayout,
         layout: Option<Layout<IxDyn>>,
     ) -> Result<Self, Error> {
         if let Err(mismatch) = item.matches(&T::layout()) {
             let expected = Box::new(Self::expected());
-            let found = Box::new(found(obj, &raw, Some(item)));
+            let found = Box::new(found(&raw, Some(item)));
             return Err(match mismatch {
                 Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
                     expected,
@@ -141,12 +140,12 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         if !ndim_fits {
             return Err(Error::Dimensions {
                 expected: Box::new(Self::expected()),
-                found: Box::new(found(obj, &raw, Some(item))),
+                found: Box::new(found(&raw, Some(item))),
             });
         }
         let layout = match layout {
             Some(layout) => layout,
-            None => read_layout(obj, &raw)?,
+            None => read_layout(&raw)?,
         };
         let layout = if layout.ndim() == 0 && D::NDIM == Some(1) {
             layout.scalar_as_1d::<D>()
@@ -253,7 +252,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     fn check_writable(&self) -> Result<(), Error> {
         if self.is_readonly() {
             return Err(Error::ReadOnly {
-                type_name: Python::attach(|py| type_name(&self.obj(py))),
+                type_name: self.raw.exporter_type_name(),
             });
         }
         Ok(())
@@ -574,11 +573,11 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
 }
 
 /// Parses the exporter's format into an item layout.
-pub(crate) fn parse_format(obj: &Bound<'_, PyAny>, raw: &Acquired) -> Result<ItemLayout, Error> {
+pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
     raw.format()
         .and_then(format::parse)
         .map_err(|error| Error::Format {
-            type_name: type_name(obj),
+            type_name: raw.exporter_type_name(),
             error: Box::new(error),
         })
 }
@@ -597,17 +596,17 @@ pub(crate) fn check_itemsize(raw: &Acquired, item: &ItemLayout) -> Result<(), Er
 }
 
 /// Reads and validates the layout.
-pub(crate) fn read_layout(obj: &Bound<'_, PyAny>, raw: &Acquired) -> Result<Layout<IxDyn>, Error> {
+pub(crate) fn read_layout(raw: &Acquired) -> Result<Layout<IxDyn>, Error> {
     // SAFETY: `raw` holds a successfully acquired, unreleased view.
     unsafe { Layout::read(raw.view()) }.map_err(|reason| Error::InvalidLayout {
-        type_name: type_name(obj),
+        type_name: raw.exporter_type_name(),
         reason,
     })
 }
 
 /// Describes an acquired buffer for the "found" half of a message, reading its shape
 /// leniently (it may not have been validated yet).
-pub(crate) fn found(obj: &Bound<'_, PyAny>, raw: &Acquired, item: Option<&ItemLayout>) -> Found {
+pub(crate) fn found(raw: &Acquired, item: Option<&ItemLayout>) -> Found {
     let view = raw.view();
     let shape = match usize::try_from(view.ndim) {
         Ok(n) if n <= MAX_NDIM && !view.shape.is_null() => (0..n)
@@ -618,7 +617,7 @@ pub(crate) fn found(obj: &Bound<'_, PyAny>, raw: &Acquired, item: Option<&ItemLa
         _ => Vec::new(),
     };
     Found {
-        type_name: type_name(obj),
+        type_name: raw.exporter_type_name(),
         format: raw.format().unwrap_or("?").to_string(),
         item: item.map(ItemLayout::describe),
         shape,

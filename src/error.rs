@@ -219,6 +219,9 @@ pub enum Error {
         /// How many views (exports) are live.
         count: usize,
     },
+    /// Rust already took the exported memory back (`try_into_inner`), so it can be neither
+    /// viewed nor taken again. (`BufferError`)
+    ExportTaken,
     /// A Python exception raised on the way (for example by `numpy` while building a result).
     Python(PyErr),
 }
@@ -339,6 +342,10 @@ impl fmt::Display for Error {
                 "expected no live views of the exported memory, found {count}; release them \
                  (memoryview.release(), del) first"
             ),
+            Error::ExportTaken => f.write_str(
+                "expected exported memory, found none: Rust already took it back \
+                 (try_into_inner)",
+            ),
             Error::Python(err) => write!(f, "{err}"),
         }
     }
@@ -379,7 +386,8 @@ impl From<Error> for PyErr {
             | Error::Suboffsets
             | Error::SelfOverlapping { .. }
             | Error::BorrowConflict { .. }
-            | Error::ViewsAlive { .. } => PyBufferError::new_err(msg),
+            | Error::ViewsAlive { .. }
+            | Error::ExportTaken => PyBufferError::new_err(msg),
         }
     }
 }

@@ -3,12 +3,84 @@
 //! Safe, strongly typed, zero-copy access to anything that speaks Python's buffer protocol
 //! (PEP 3118) — numpy arrays, `bytes`, `bytearray`, `memoryview`, `array.array`, `mmap`,
 //! ctypes arrays and structures, classes with `__buffer__` — and export of Rust memory to
-//! Python the same way.
+//! Python the same way ([`export`]).
 //!
 //! The data path reads in one direction:
 //! [format](format) → [element](Element) match → acquisition and validation →
 //! typed [`Buffer`] → borrow ([`Buffer::read`], [`Buffer::write`]) or copy
 //! ([`Buffer::to_vec`]) → release (on drop, from any thread).
+//!
+//! ```
+//! use pybuf::{Buffer1, Buffer2};
+//! use pyo3::prelude::*;
+//!
+//! Python::attach(|py| -> PyResult<()> {
+//!     let m = py.eval(c"memoryview(bytearray(range(6))).cast('B', (2, 3))", None, None)?;
+//!     let buf = Buffer2::<u8>::get_mut(&m)?;      // element type and ndim checked here
+//!     let row_sums: Vec<u32> = buf.with(|v| {
+//!         v.rows().into_iter().map(|r| r.iter().map(|&x| x as u32).sum()).collect()
+//!     })?;
+//!     assert_eq!(row_sums, [3, 12]);
+//!     buf.set_item((1, 2), 50)?;                   // any layout, bounds-checked
+//!     assert_eq!(buf.to_vec()?, [0, 1, 2, 3, 4, 50]);
+//!     assert!(Buffer1::<f64>::get(&m).is_err());   // wrong type and ndim: a clear error
+//!     Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! ## Acquisition never trusts the exporter
+//!
+//! [`Buffer::get`] requests `PyBUF_FULL_RO` and then checks, in order: the exporter's answer,
+//! the format (a complete PEP 3118 parser, [`format::parse`]), the element type (byte order
+//! and standard versus native sizes included: `'<q'`, `'l'` and `'=q'` are all `i64` here,
+//! `'>d'` is not `f64`), the item size, the number of dimensions and the layout (NULL format,
+//! shape and strides, 0-d, suboffsets, negative shapes, `shape × stride` overflow, up to 64
+//! dimensions). Facts that only rule out zero-copy views — misalignment, strides that are not
+//! multiples of the item size, suboffsets, self-overlap — are checked when a view is asked for;
+//! copies and [`Buffer::item`] work for every layout.
+//!
+//! ## Soundness model of borrows
+//!
+//! A process-wide registry records every live zero-copy borrow by the memory it can touch.
+//! A shared borrow conflicts with an overlapping exclusive one; an exclusive borrow conflicts
+//! with any overlapping borrow. Overlap is decided exactly for strided layouts (so `a[::2]`
+//! and `a[1::2]` can both be written at once) up to a work bound, and conservatively by byte
+//! extent beyond it. Copies and item access take momentary borrows too, so nothing in the
+//! safe API can race a live guard, whichever handle or thread it goes through; the registry
+//! has its own lock and works without the interpreter lock (free-threaded builds included).
+//! A buffer whose items overlap each other (zero strides) never gets a mutable view.
+//!
+//! **The trust boundary:** the registry orders Rust borrows only. Python or C code that
+//! writes the memory while Rust holds a borrow of it (another thread running Python, a C
+//! extension) is outside it — as for every C extension that reads a buffer without holding
+//! the interpreter lock.
+//!
+//! ## Threads and the interpreter lock
+//!
+//! [`Buffer`], [`AnyBuffer`], [`ReadGuard`] and [`WriteGuard`] are `Send + Sync`: acquire
+//! while attached, then release the lock for heavy work with `py.detach(|| ...)` and use the
+//! guard's views inside (with rayon, for example). Dropping a handle never blocks: on an
+//! attached thread the buffer is released at once, anywhere else the release is queued for
+//! the next safe point ([`flush_releases`], [`pending_releases`]).
+//!
+//! ```
+//! use pybuf::Buffer1;
+//! use pyo3::prelude::*;
+//!
+//! Python::attach(|py| -> PyResult<()> {
+//!     let data = py.eval(c"bytearray(range(100))", None, None)?;
+//!     let buf = Buffer1::<u8>::get_mut(&data)?;
+//!     let total: u64 = py.detach(|| -> Result<u64, pybuf::Error> {
+//!         let mut guard = buf.write()?;
+//!         guard.view_mut().mapv_inplace(|x| x / 2);
+//!         Ok(guard.view().iter().map(|&x| x as u64).sum())
+//!     })?;
+//!     assert_eq!(total, (0..100u64).map(|x| x / 2).sum::<u64>());
+//!     Ok(())
+//! })
+//! .unwrap();
+//! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -29,12 +101,13 @@ pub mod fuzzing;
 mod guard;
 mod layout;
 mod raw;
-mod release;
+pub mod release;
 
 pub use any::{AnyBuffer, ElementKind};
 pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD};
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
+pub use export::ExportedBuffer;
 pub use guard::{ReadGuard, WriteGuard};
 pub use layout::MAX_NDIM;
 pub use release::{flush_releases, pending_releases};

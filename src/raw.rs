@@ -128,6 +128,22 @@ impl Acquired {
     }
 }
 
+impl Acquired {
+    /// The exporting object's type name (`numpy.ndarray`, `bytes`), read from the type's
+    /// `tp_name` without attaching to the interpreter, so errors can be built on any thread.
+    pub fn exporter_type_name(&self) -> String {
+        let obj = self.view().obj;
+        if obj.is_null() {
+            return "<unknown exporter>".to_string();
+        }
+        // SAFETY: the view holds a strong reference to `obj`, which keeps it and its type
+        // alive; `tp_name` is a NUL-terminated string owned by the type object.
+        let name = unsafe { CStr::from_ptr((*ffi::Py_TYPE(obj)).tp_name) };
+        let name = name.to_string_lossy();
+        name.strip_prefix("builtins.").unwrap_or(&name).to_string()
+    }
+}
+
 impl Drop for Acquired {
     fn drop(&mut self) {
         if let Some(view) = self.view.take() {

@@ -1,1 +1,0 @@
-//! Export of Rust memory to Python as a buffer (helper branch `export` implements it).

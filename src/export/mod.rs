@@ -1,0 +1,430 @@
+//! Export of Rust memory to Python as a buffer: `numpy.asarray(x)`, `memoryview(x)`,
+//! `bytes(x)` and every other consumer of the buffer protocol read it without a copy.
+//!
+//! One safe call turns a `Vec<T>`, a `Box<[T]>`, an [`ndarray::Array`] of any dimension and
+//! layout (C or Fortran order, transposed, sliced with steps, negative strides, 0-d) or a
+//! `bytes::Bytes` (feature `bytes`) into a Python object of type `pybuf.ExportedBuffer` that
+//! owns the data. The format comes from the element type ([`Element::layout`]), so records,
+//! complex numbers, `f16`, sub-arrays and byte-order types are described exactly. numpy is not
+//! needed.
+//!
+//! ```
+//! use pyo3::prelude::*;
+//!
+//! Python::attach(|py| -> PyResult<()> {
+//!     let x = pybuf::export::from_vec(py, vec![1.5f64, 2.5, 3.5])?;
+//!     let m = py.eval(c"memoryview", None, None)?.call1((&x,))?;
+//!     assert_eq!(m.call_method0("tolist")?.extract::<Vec<f64>>()?, [1.5, 2.5, 3.5]);
+//!
+//!     // the data comes back only when no view is left
+//!     assert!(x.try_into_inner().is_err());
+//!     m.call_method0("release")?;
+//!     assert_eq!(x.try_into_inner()?, [1.5, 2.5, 3.5]);
+//!     Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # Requests
+//!
+//! `pybuf.ExportedBuffer` answers every request flag like CPython's own `memoryview` of an
+//! equivalent numpy array: a request without `PyBUF_STRIDES` (or with a contiguity flag) is
+//! refused with `BufferError` when the memory is not laid out that way, a writable request is
+//! refused for read-only exports, a request without `PyBUF_ND` gets one dimension of `len`
+//! bytes, and one without `PyBUF_FORMAT` gets a NULL format (meaning `'B'`) while `itemsize`
+//! keeps the element's size. Shape, strides and format live in the object, so they stay valid
+//! as long as any view does. Suboffsets are always NULL.
+//!
+//! # Ownership and aliasing
+//!
+//! Each view a consumer holds is counted. [`Exported::try_into_inner`] hands the data back
+//! only when no view is live ([`Error::ViewsAlive`] otherwise), after which every request is
+//! refused ([`Error::ExportTaken`]). [`Exported::with_inner`] lends Rust a shared view of the
+//! data while it stays exported; for a writable export only while no view exists, and new
+//! views are refused until it returns, so Rust never reads memory Python may be writing. All
+//! bookkeeping is behind a lock, so this holds with free-threaded Python as well. The data is
+//! freed when the last Python reference and the last view are gone.
+//!
+//! Writable exports of types with invalid bit patterns (`bool`, records holding one) are
+//! validated before Rust sees the data again ([`Error::InvalidValue`] if Python wrote, say, a
+//! `2` into a `bool`). Struct padding bytes are zeroed at export, so Python never reads
+//! uninitialized memory.
+
+// `Error` is the crate's one error type (part of the API contract); its size is a crate-wide
+// decision, not this module's.
+#![allow(clippy::result_large_err)]
+
+mod layout;
+mod object;
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use ndarray::{Array, ArrayView, Dimension};
+use pyo3::prelude::*;
+
+use crate::{Element, Error};
+pub use object::ExportedBuffer;
+use object::{Layout, Validity};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A Rust value that can be exported: `Vec<T>`, `Box<[T]>`, `Array<T, D>`, `bytes::Bytes`.
+///
+/// Sealed: pybuf knows how to keep each of these in place while Python reads them.
+pub trait ExportSource: sealed::Sealed + Send + Sized + 'static {
+    /// The element type.
+    type Elem: Element;
+    /// What [`Exported::with_inner`] lends: a slice, or an [`ArrayView`] of the same shape.
+    type View<'a>;
+
+    #[doc(hidden)]
+    fn into_export(self, writable: bool) -> Result<ExportedBuffer, Error>;
+    #[doc(hidden)]
+    fn from_owner(owner: Box<dyn Any + Send>) -> Self;
+    #[doc(hidden)]
+    fn view(owner: &(dyn Any + Send)) -> Self::View<'_>;
+}
+
+/// An [`ExportSource`] whose memory Python may also write to (not `bytes::Bytes`).
+pub trait WritableSource: ExportSource {}
+
+/// A typed Rust handle of an exported object: convert it into a Python object (it implements
+/// [`IntoPyObject`]) to hand it to Python, take the data back with
+/// [`try_into_inner`](Exported::try_into_inner).
+pub struct Exported<S: ExportSource> {
+    obj: Py<ExportedBuffer>,
+    _source: PhantomData<fn() -> S>,
+}
+
+impl<S: ExportSource> std::fmt::Debug for Exported<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Exported").field(self.obj.get()).finish()
+    }
+}
+
+impl<S: ExportSource> Exported<S> {
+    /// The Python object, bound to the interpreter.
+    pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, ExportedBuffer> {
+        self.obj.bind(py)
+    }
+
+    /// The Python object.
+    pub fn as_unbound(&self) -> &Py<ExportedBuffer> {
+        &self.obj
+    }
+
+    /// The Python object, giving up the typed handle (the data can then no longer be taken
+    /// back).
+    pub fn unbind(self) -> Py<ExportedBuffer> {
+        self.obj
+    }
+
+    /// The exported object itself (shape, strides, format, view count).
+    pub fn get(&self) -> &ExportedBuffer {
+        self.obj.get()
+    }
+
+    /// The number of live Python views of the memory.
+    pub fn view_count(&self) -> usize {
+        self.get().view_count()
+    }
+
+    /// Whether Python consumers may write to the memory.
+    pub fn is_writable(&self) -> bool {
+        self.get().is_writable()
+    }
+
+    /// The address of the first element (logical index 0), what every view's `buf` is.
+    pub fn as_ptr(&self) -> *const S::Elem {
+        self.get().data_ptr().cast_const().cast()
+    }
+
+    /// Takes the data back, leaving the Python object empty (every later buffer request is
+    /// refused with `BufferError`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ViewsAlive`] while any view is live (release them first: `memoryview.release()`,
+    /// `del` of numpy arrays), [`Error::ExportTaken`] if it was taken already,
+    /// [`Error::InvalidValue`] if Python wrote an invalid value of the element type into a
+    /// writable export (the data then stays exported).
+    pub fn try_into_inner(&self) -> Result<S, Error> {
+        self.get().take().map(S::from_owner)
+    }
+
+    /// Runs `f` on a shared view of the data while it stays exported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BorrowConflict`] for a writable export that has live views;
+    /// [`Error::ExportTaken`]; [`Error::InvalidValue`] as for
+    /// [`try_into_inner`](Exported::try_into_inner). While `f` runs, a writable export refuses
+    /// new views.
+    pub fn with_inner<R>(&self, f: impl FnOnce(S::View<'_>) -> R) -> Result<R, Error> {
+        self.get().with_owner(|owner| f(S::view(owner)))
+    }
+}
+
+impl<'py, S: ExportSource> IntoPyObject<'py> for Exported<S> {
+    type Target = ExportedBuffer;
+    type Output = Bound<'py, ExportedBuffer>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(self.obj.into_bound(py))
+    }
+}
+
+impl<'py, S: ExportSource> IntoPyObject<'py> for &Exported<S> {
+    type Target = ExportedBuffer;
+    type Output = Bound<'py, ExportedBuffer>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(self.obj.bind(py).clone())
+    }
+}
+
+/// Exports `source` read-only.
+pub fn new<S: ExportSource>(py: Python<'_>, source: S) -> Result<Exported<S>, Error> {
+    wrap(py, source.into_export(false)?)
+}
+
+/// Exports `source` writable: consumers get writable views (`memoryview(x).readonly` is
+/// `False`, `numpy.asarray(x)` is writeable) and their writes are seen by Rust after
+/// [`Exported::try_into_inner`].
+pub fn new_mut<S: WritableSource>(py: Python<'_>, source: S) -> Result<Exported<S>, Error> {
+    wrap(py, source.into_export(true)?)
+}
+
+/// Exports a vector read-only as a 1-D buffer.
+pub fn from_vec<T: Element>(py: Python<'_>, data: Vec<T>) -> Result<Exported<Vec<T>>, Error> {
+    new(py, data)
+}
+
+/// Exports a vector writable as a 1-D buffer.
+pub fn from_vec_mut<T: Element>(py: Python<'_>, data: Vec<T>) -> Result<Exported<Vec<T>>, Error> {
+    new_mut(py, data)
+}
+
+/// Exports a boxed slice read-only as a 1-D buffer.
+pub fn from_boxed_slice<T: Element>(
+    py: Python<'_>,
+    data: Box<[T]>,
+) -> Result<Exported<Box<[T]>>, Error> {
+    new(py, data)
+}
+
+/// Exports a boxed slice writable as a 1-D buffer.
+pub fn from_boxed_slice_mut<T: Element>(
+    py: Python<'_>,
+    data: Box<[T]>,
+) -> Result<Exported<Box<[T]>>, Error> {
+    new_mut(py, data)
+}
+
+/// Exports an array read-only with its shape and strides as they are (any order, negative
+/// strides, 0-d).
+pub fn from_array<T: Element, D: Dimension + 'static>(
+    py: Python<'_>,
+    data: Array<T, D>,
+) -> Result<Exported<Array<T, D>>, Error> {
+    new(py, data)
+}
+
+/// Exports an array writable with its shape and strides as they are.
+pub fn from_array_mut<T: Element, D: Dimension + 'static>(
+    py: Python<'_>,
+    data: Array<T, D>,
+) -> Result<Exported<Array<T, D>>, Error> {
+    new_mut(py, data)
+}
+
+/// Exports `bytes::Bytes` read-only as a 1-D buffer of unsigned bytes (format `'B'`).
+#[cfg(feature = "bytes")]
+pub fn from_bytes(py: Python<'_>, data: bytes::Bytes) -> Result<Exported<bytes::Bytes>, Error> {
+    new(py, data)
+}
+
+fn wrap<S: ExportSource>(py: Python<'_>, object: ExportedBuffer) -> Result<Exported<S>, Error> {
+    Ok(Exported {
+        obj: Py::new(py, object)?,
+        _source: PhantomData,
+    })
+}
+
+fn validity<T: Element>() -> Option<Validity> {
+    (!T::ALWAYS_VALID).then_some(Validity {
+        type_name: T::type_name,
+        is_valid: T::is_valid,
+    })
+}
+
+/// Builds the exported object of elements of `T` at `ptr` with `shape` and element strides.
+fn export_elements<T: Element>(
+    owner: Box<dyn Any + Send>,
+    ptr: *mut T,
+    shape: &[usize],
+    elem_strides: &[isize],
+    writable: bool,
+) -> Result<ExportedBuffer, Error> {
+    let item = T::layout();
+    let itemsize = std::mem::size_of::<T>();
+    let strides = elem_strides
+        .iter()
+        .map(|&s| s.checked_mul(itemsize as isize))
+        .collect::<Option<Vec<isize>>>()
+        .ok_or_else(|| Error::InvalidLayout {
+            type_name: object::TYPE_NAME.to_string(),
+            reason: format!("strides {elem_strides:?} overflow in bytes"),
+        })?;
+    // An empty buffer's strides are arbitrary; give consumers the C-order ones, on which they
+    // all agree (memoryview judges a 1-D buffer by its stride alone, even when it is empty).
+    let strides = if shape.contains(&0) {
+        c_strides(shape, itemsize)
+    } else {
+        strides
+    };
+    let layout = Layout::new(ptr.cast(), shape, &strides, itemsize, item.to_format())?;
+    let padding = layout::padding_ranges(&item);
+    if !padding.is_empty() {
+        layout::for_each_offset(&layout.shape, &layout.strides, |_, offset| {
+            for &(start, end) in &padding {
+                // SAFETY: `offset` is the byte offset of an element of the owner's memory, which
+                // nothing else references yet (the owner was just moved in, no view exists);
+                // `start..end` lies inside the item. Writing bytes to padding keeps every
+                // value valid.
+                unsafe {
+                    std::ptr::write_bytes(
+                        ptr.cast::<u8>().offset(offset).add(start),
+                        0,
+                        end - start,
+                    )
+                };
+            }
+        });
+    }
+    Ok(ExportedBuffer::new(
+        owner,
+        layout,
+        writable,
+        validity::<T>(),
+    ))
+}
+
+/// C-order byte strides (saturating: only used for empty buffers, whose size is checked).
+fn c_strides(shape: &[usize], itemsize: usize) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut step = itemsize as isize;
+    for (stride, &len) in strides.iter_mut().zip(shape).rev() {
+        *stride = step;
+        step = step.saturating_mul(len.max(1) as isize);
+    }
+    strides
+}
+
+impl<T: Element> sealed::Sealed for Vec<T> {}
+impl<T: Element> ExportSource for Vec<T> {
+    type Elem = T;
+    type View<'a> = &'a [T];
+
+    fn into_export(mut self, writable: bool) -> Result<ExportedBuffer, Error> {
+        // The heap buffer does not move when the vector moves into the box.
+        let ptr = self.as_mut_ptr();
+        let len = self.len();
+        export_elements::<T>(Box::new(self), ptr, &[len], &[1], writable)
+    }
+
+    fn from_owner(owner: Box<dyn Any + Send>) -> Self {
+        *owner
+            .downcast::<Vec<T>>()
+            .expect("an Exported<Vec<T>> owns a Vec<T>")
+    }
+
+    fn view(owner: &(dyn Any + Send)) -> &[T] {
+        owner
+            .downcast_ref::<Vec<T>>()
+            .expect("an Exported<Vec<T>> owns a Vec<T>")
+    }
+}
+impl<T: Element> WritableSource for Vec<T> {}
+
+impl<T: Element> sealed::Sealed for Box<[T]> {}
+impl<T: Element> ExportSource for Box<[T]> {
+    type Elem = T;
+    type View<'a> = &'a [T];
+
+    fn into_export(self, writable: bool) -> Result<ExportedBuffer, Error> {
+        // Kept as a Vec (whose capacity equals its length, so converting back does not
+        // reallocate): moving a Box would assert uniqueness over memory Python may hold.
+        self.into_vec().into_export(writable)
+    }
+
+    fn from_owner(owner: Box<dyn Any + Send>) -> Self {
+        Vec::<T>::from_owner(owner).into_boxed_slice()
+    }
+
+    fn view(owner: &(dyn Any + Send)) -> &[T] {
+        Vec::<T>::view(owner)
+    }
+}
+impl<T: Element> WritableSource for Box<[T]> {}
+
+impl<T: Element, D: Dimension + 'static> sealed::Sealed for Array<T, D> {}
+impl<T: Element, D: Dimension + 'static> ExportSource for Array<T, D> {
+    type Elem = T;
+    type View<'a> = ArrayView<'a, T, D>;
+
+    fn into_export(mut self, writable: bool) -> Result<ExportedBuffer, Error> {
+        // The first logical element; the allocation does not move with the array.
+        let ptr = self.as_mut_ptr();
+        let shape = self.shape().to_vec();
+        let strides = self.strides().to_vec();
+        export_elements::<T>(Box::new(self), ptr, &shape, &strides, writable)
+    }
+
+    fn from_owner(owner: Box<dyn Any + Send>) -> Self {
+        *owner
+            .downcast::<Array<T, D>>()
+            .expect("an Exported<Array<T, D>> owns an Array<T, D>")
+    }
+
+    fn view(owner: &(dyn Any + Send)) -> ArrayView<'_, T, D> {
+        owner
+            .downcast_ref::<Array<T, D>>()
+            .expect("an Exported<Array<T, D>> owns an Array<T, D>")
+            .view()
+    }
+}
+impl<T: Element, D: Dimension + 'static> WritableSource for Array<T, D> {}
+
+#[cfg(feature = "bytes")]
+impl sealed::Sealed for bytes::Bytes {}
+#[cfg(feature = "bytes")]
+impl ExportSource for bytes::Bytes {
+    type Elem = u8;
+    type View<'a> = &'a [u8];
+
+    fn into_export(self, _writable: bool) -> Result<ExportedBuffer, Error> {
+        // `Bytes` is shared and immutable: never writable (it is not a `WritableSource`).
+        let ptr = self.as_ptr().cast_mut();
+        let len = self.len();
+        let layout = Layout::new(ptr, &[len], &[1], 1, "B".to_string())?;
+        Ok(ExportedBuffer::new(Box::new(self), layout, false, None))
+    }
+
+    fn from_owner(owner: Box<dyn Any + Send>) -> Self {
+        *owner
+            .downcast::<bytes::Bytes>()
+            .expect("an Exported<Bytes> owns a Bytes")
+    }
+
+    fn view(owner: &(dyn Any + Send)) -> &[u8] {
+        owner
+            .downcast_ref::<bytes::Bytes>()
+            .expect("an Exported<Bytes> owns a Bytes")
+    }
+}
