@@ -111,7 +111,12 @@ unsafe fn view_parts<T: Element, D: Dimension>(layout: &Layout<D>) -> ViewParts<
         // call zero strides on an axis of length > 1 overlapping, even when another axis is
         // empty (shape (2, 3, 0) with zero strides panics there).
         let mut step = 1usize;
-        for (dst, &n) in strides.slice_mut().iter_mut().zip(layout.shape.slice()).rev() {
+        for (dst, &n) in strides
+            .slice_mut()
+            .iter_mut()
+            .zip(layout.shape.slice())
+            .rev()
+        {
             *dst = step;
             step = step.saturating_mul(n.max(1));
         }
