@@ -179,7 +179,9 @@ fn reference(ndim: i32, d: &Descriptor, n: usize) -> Option<Reference> {
         None if ndim == 1 && itemsize > 0 && len % itemsize == 0 => vec![len / itemsize],
         None => return None,
     };
-    let items = shape.iter().try_fold(1usize, |acc, &x| acc.checked_mul(x))?;
+    let items = shape
+        .iter()
+        .try_fold(1usize, |acc, &x| acc.checked_mul(x))?;
     if items.checked_mul(itemsize)? != len {
         return None;
     }
@@ -386,9 +388,16 @@ fn contiguous_ref(shape: &[usize], strides: &[isize], itemsize: usize, items: us
 fn check_accepted(layout: &Layout<IxDyn>, r: &Reference, desc: &Descriptor) {
     assert_eq!(layout.len, r.items, "item count: {desc:?}");
     assert_eq!(layout.shape.slice(), &r.shape[..], "shape: {desc:?}");
-    assert_eq!(layout.itemsize as isize, desc.itemsize, "itemsize: {desc:?}");
+    assert_eq!(
+        layout.itemsize as isize, desc.itemsize,
+        "itemsize: {desc:?}"
+    );
     assert_eq!(layout.ptr as usize, desc.buf, "buf: {desc:?}");
-    assert_eq!(layout.suboffsets.is_some(), r.indirect, "indirection: {desc:?}");
+    assert_eq!(
+        layout.suboffsets.is_some(),
+        r.indirect,
+        "indirection: {desc:?}"
+    );
     if r.items == 0 {
         return;
     }
@@ -457,7 +466,11 @@ fn check_copies(layout: &Layout<IxDyn>, r: &Reference, desc: &Descriptor) -> boo
     let real = unsafe { Layout::read(&view) }
         .unwrap_or_else(|e| panic!("refused when laid over real memory ({e}): {desc:?}"));
     let indices_c = sample_indices(&r.shape, r.items, 0);
-    debug_assert_eq!(indices_c.len(), r.items, "small layouts enumerate every index");
+    debug_assert_eq!(
+        indices_c.len(),
+        r.items,
+        "small layouts enumerate every index"
+    );
     let indices_f: Vec<Vec<usize>> = {
         let rev: Vec<usize> = r.shape.iter().rev().copied().collect();
         sample_indices(&rev, r.items, 0)
@@ -485,10 +498,7 @@ fn check_copies(layout: &Layout<IxDyn>, r: &Reference, desc: &Descriptor) -> boo
 
     // scatter, only where distinct items do not share bytes (otherwise the last write wins
     // in an unspecified order)
-    let mut starts: Vec<i128> = indices_c
-        .iter()
-        .map(|i| offset_of(i, &r.strides))
-        .collect();
+    let mut starts: Vec<i128> = indices_c.iter().map(|i| offset_of(i, &r.strides)).collect();
     starts.sort_unstable();
     let disjoint = starts.windows(2).all(|w| w[1] - w[0] >= itemsize as i128);
     if disjoint {

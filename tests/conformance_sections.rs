@@ -53,11 +53,7 @@ fn same_bytes<T: Element>(g: &Bound<'_, PyDict>, x: &Bound<'_, PyAny>, what: &st
 fn a_writable_request_on_read_only_numpy_array() {
     Python::attach(|py| {
         let g = namespace(py);
-        run(
-            py,
-            &g,
-            "ro = np.arange(6.0)\nro.flags.writeable = False\n",
-        );
+        run(py, &g, "ro = np.arange(6.0)\nro.flags.writeable = False\n");
         let ro = eval(&g, "ro");
         let err = Buffer1::<f64>::get_mut(&ro).unwrap_err();
         assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
@@ -172,7 +168,9 @@ fn b_zero_size_dimensions_in_every_position() {
             for expr in [
                 format!("np.zeros({shape}, dtype=np.float32)"),
                 format!("as_strided(np.zeros(4, dtype=np.float32), {shape}, (-4,) * len({shape}))"),
-                format!("as_strided(np.zeros(4, dtype=np.float32), {shape}, (1 << 40,) * len({shape}))"),
+                format!(
+                    "as_strided(np.zeros(4, dtype=np.float32), {shape}, (1 << 40,) * len({shape}))"
+                ),
             ] {
                 let x = eval(&g, &expr);
                 let buf = BufferD::<f32>::get(&x).unwrap_or_else(|e| panic!("{expr}: {e}"));
@@ -296,9 +294,7 @@ fn c_every_native_code_with_every_prefix() {
                 );
                 let size: usize = eval(&g, "struct.calcsize(_fmt)").extract().unwrap();
                 let any = AnyBuffer::get(&x).unwrap();
-                let item = any
-                    .item_layout()
-                    .unwrap_or_else(|e| panic!("{fmt}: {e}"));
+                let item = any.item_layout().unwrap_or_else(|e| panic!("{fmt}: {e}"));
                 assert_eq!(item.size, size, "{fmt}: size");
                 assert_eq!(any.to_bytes(Order::C).unwrap(), c_bytes(&g, &x), "{fmt}");
                 // standard sizes with = < > !, native with @ or none
@@ -364,8 +360,21 @@ fn c_repeat_counts_compound_items_and_padding() {
         let g = namespace(py);
         // every size is what `struct.calcsize` says
         for fmt in [
-            "1d", "d", "3i", "0c", "l x d x", "@ixxd", "<ixxd", "=Qq", ">Qq", "Lf5s", "< 10p 9p d",
-            "2h", "4s", "?3x", "!2H",
+            "1d",
+            "d",
+            "3i",
+            "0c",
+            "l x d x",
+            "@ixxd",
+            "<ixxd",
+            "=Qq",
+            ">Qq",
+            "Lf5s",
+            "< 10p 9p d",
+            "2h",
+            "4s",
+            "?3x",
+            "!2H",
         ] {
             g.set_item("_fmt", fmt).unwrap();
             let size: usize = eval(&g, "struct.calcsize(_fmt)").extract().unwrap();
@@ -428,12 +437,10 @@ fn c_struct_formats_numpy_ctypes_big_endian_and_packed() {
         for k in 0..n {
             let x = eval(&g, &format!("structs[{k}]"));
             g.set_item("_x", &x).unwrap();
-            let (format, itemsize): (String, usize) = eval(
-                &g,
-                "(memoryview(_x).format, memoryview(_x).itemsize)",
-            )
-            .extract()
-            .unwrap();
+            let (format, itemsize): (String, usize) =
+                eval(&g, "(memoryview(_x).format, memoryview(_x).itemsize)")
+                    .extract()
+                    .unwrap();
             let any = AnyBuffer::get(&x).unwrap();
             assert_eq!(any.format(), format);
             // raw bytes are always available, whatever the format says
@@ -529,8 +536,24 @@ fn c_numpy_complex_half_bool_and_byte_swapped() {
 #[test]
 fn c_invalid_formats_give_a_format_error_never_a_panic() {
     for bad in [
-        "", "@#$", "T{", "T{i:a:", "}", "(3", "(3,)", "3", "xT{}", "Z", "Zq", "T{i}", ":a:",
-        "<>d", "(2,-1)i", "99999999999999999999999d", "(99999999999,99999999999)d", "\u{e9}",
+        "",
+        "@#$",
+        "T{",
+        "T{i:a:",
+        "}",
+        "(3",
+        "(3,)",
+        "3",
+        "xT{}",
+        "Z",
+        "Zq",
+        "T{i}",
+        ":a:",
+        "<>d",
+        "(2,-1)i",
+        "99999999999999999999999d",
+        "(99999999999,99999999999)d",
+        "\u{e9}",
     ] {
         let r = std::panic::catch_unwind(|| parse(bad));
         match r {
@@ -545,7 +568,11 @@ fn c_invalid_formats_give_a_format_error_never_a_panic() {
     // through an exporter: array's 'u' (wchar_t) and numpy's object arrays
     Python::attach(|py| {
         let g = namespace(py);
-        for expr in ["array.array('u', 'ab')", "np.array([None])", "np.array(['ab'])"] {
+        for expr in [
+            "array.array('u', 'ab')",
+            "np.array([None])",
+            "np.array(['ab'])",
+        ] {
             let x = eval(&g, expr);
             match BufferD::<u32>::get(&x) {
                 Err(Error::Format { .. } | Error::ElementType { .. }) => {}

@@ -175,8 +175,8 @@ const EXTRA_FORMATS: &[&str] = &[
     ">?", "3i", "2h",
 ];
 const NATIVE_FORMATS: &[&str] = &[
-    "?", "c", "b", "B", "h", "H", "i", "I", "l", "L", "q", "Q", "n", "N", "e", "f", "d", "P",
-    "@i", "@d",
+    "?", "c", "b", "B", "h", "H", "i", "I", "l", "L", "q", "Q", "n", "N", "e", "f", "d", "P", "@i",
+    "@d",
 ];
 
 /// CPython's answers for one case.
@@ -256,10 +256,14 @@ fn check_typed<'py, T: Element + Debug>(
     let buf: BufferD<T> = any
         .typed::<T, IxDyn>()
         .map_err(|e| format!("typed::<{}>: {e}", std::any::type_name::<T>()))?;
-    let c = buf.to_vec_in(Order::C).map_err(|e| format!("to_vec: {e}"))?;
+    let c = buf
+        .to_vec_in(Order::C)
+        .map_err(|e| format!("to_vec: {e}"))?;
     ensure_eq(as_bytes(&c), &t.c[..], "typed copy in C order")?;
     ensure_eq(as_bytes(&c), &t.tolist[..], "typed copy against tolist()")?;
-    let f = buf.to_vec_in(Order::F).map_err(|e| format!("to_vec_in(F): {e}"))?;
+    let f = buf
+        .to_vec_in(Order::F)
+        .map_err(|e| format!("to_vec_in(F): {e}"))?;
     ensure_eq(as_bytes(&f), &t.f[..], "typed copy in F order")?;
     let indices = c_indices(&t.shape);
     ensure_eq(indices.len(), t.pointers.len(), "number of indices")?;
@@ -267,11 +271,18 @@ fn check_typed<'py, T: Element + Debug>(
         let v = buf
             .item(IxDyn(index))
             .map_err(|e| format!("item {index:?}: {e}"))?;
-        ensure_eq(as_bytes(&[v]), &expected[..], &format!("item {index:?} vs get_pointer"))?;
+        ensure_eq(
+            as_bytes(&[v]),
+            &expected[..],
+            &format!("item {index:?} vs get_pointer"),
+        )?;
     }
     match buf.read() {
         Ok(guard) => {
-            ensure!(t.suboffsets.is_none(), "read() gave a view of a suboffset layout");
+            ensure!(
+                t.suboffsets.is_none(),
+                "read() gave a view of a suboffset layout"
+            );
             let viewed: Vec<T> = guard.view().iter().copied().collect();
             ensure_eq(as_bytes(&viewed), &t.c[..], "read() view in logical order")?;
         }
@@ -341,7 +352,8 @@ fn check_typed<'py, T: Element + Debug>(
     Ok(())
 }
 
-type Check = for<'py> fn(&Bound<'py, PyDict>, &Bound<'py, PyAny>, &Truth<'py>) -> Result<(), String>;
+type Check =
+    for<'py> fn(&Bound<'py, PyDict>, &Bound<'py, PyAny>, &Truth<'py>) -> Result<(), String>;
 
 /// The typed element for a format, as the buffer protocol defines it on this (LP64,
 /// little-endian) machine.
@@ -411,9 +423,13 @@ fn check_case<'py>(g: &Bound<'py, PyDict>, nd: &Bound<'py, PyAny>) -> Result<(),
             any.obj(g.py()),
             t.exporter
         );
-        let c = any.to_bytes(Order::C).map_err(|e| format!("to_bytes(C): {e}"))?;
+        let c = any
+            .to_bytes(Order::C)
+            .map_err(|e| format!("to_bytes(C): {e}"))?;
         ensure_eq(&c, &t.c[..], "AnyBuffer bytes in C order")?;
-        let f = any.to_bytes(Order::F).map_err(|e| format!("to_bytes(F): {e}"))?;
+        let f = any
+            .to_bytes(Order::F)
+            .map_err(|e| format!("to_bytes(F): {e}"))?;
         ensure_eq(&f, &t.f[..], "AnyBuffer bytes in F order")?;
         match any.item_layout() {
             Ok(item) => ensure_eq(item.size, t.itemsize, "parsed item size")?,
@@ -425,7 +441,11 @@ fn check_case<'py>(g: &Bound<'py, PyDict>, nd: &Bound<'py, PyAny>) -> Result<(),
         None => return Err(format!("no typed element for format {:?}", t.format)),
     }
     let after: (isize, isize) = eval(g, "refcounts(_nd)").extract().unwrap();
-    ensure_eq(after, before, "reference counts (exporter, its base) after release")?;
+    ensure_eq(
+        after,
+        before,
+        "reference counts (exporter, its base) after release",
+    )?;
     Ok(())
 }
 
@@ -499,7 +519,9 @@ fn staticarray_legacy_mode_and_redirect_chains() {
             ("lz", Some("ly")),
         ] {
             let x = eval(&g, name);
-            let before: isize = eval(&g, &format!("sys.getrefcount({name})")).extract().unwrap();
+            let before: isize = eval(&g, &format!("sys.getrefcount({name})"))
+                .extract()
+                .unwrap();
             {
                 let any = AnyBuffer::get(&x).unwrap();
                 assert!(any.is_readonly(), "{name}");
@@ -517,7 +539,9 @@ fn staticarray_legacy_mode_and_redirect_chains() {
                     Err(Error::ReadOnly { .. })
                 ));
             }
-            let after: isize = eval(&g, &format!("sys.getrefcount({name})")).extract().unwrap();
+            let after: isize = eval(&g, &format!("sys.getrefcount({name})"))
+                .extract()
+                .unwrap();
             assert_eq!(after, before, "{name}: reference leaked or released twice");
         }
     });
@@ -540,7 +564,10 @@ fn failed_getbuffer_with_undefined_view_is_never_released() {
         for _ in 0..200 {
             assert!(matches!(
                 AnyBuffer::get(&x),
-                Err(Error::Refused { writable: false, .. })
+                Err(Error::Refused {
+                    writable: false,
+                    ..
+                })
             ));
             assert!(matches!(
                 Buffer1::<u8>::get_mut(&x),
