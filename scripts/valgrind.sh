@@ -69,6 +69,7 @@ for t in "${tests[@]}"; do
   out=target/valgrind/$t.out
   start=$(date +%s)
   PYTHONMALLOC=malloc valgrind --tool=memcheck --error-exitcode=0 --num-callers=40 \
+    --expensive-definedness-checks=yes \
     --suppressions="$supp" --gen-suppressions=all "${leak_args[@]}" \
     --log-file="$log" ${VALGRIND_ARGS:-} "$bin" --test-threads=1 >"$out" 2>&1
   rc=$?
