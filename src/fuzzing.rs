@@ -131,7 +131,7 @@ impl Descriptor {
             .and_then(|i| i.checked_mul(itemsize))
             .unwrap_or(isize::MAX);
         let len = match b.u8() % 8 {
-            0 => b.small_or_wild(|x| isize::from(x)),
+            0 => b.small_or_wild(isize::from),
             _ => natural_len,
         };
         let buf = match b.u8() % 8 {

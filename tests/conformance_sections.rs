@@ -210,7 +210,7 @@ fn b_precise_contiguity_1_12_1_and_7_0_7() {
             .extract()
             .unwrap();
             assert!(c && f, "CPython agrees for {expr}");
-            if any.len() > 0 {
+            if !any.is_empty() {
                 // C-contiguous means a zero-copy slice
                 let buf = BufferD::<f64>::get(&x).unwrap();
                 assert_eq!(buf.read().unwrap().as_slice().unwrap().len(), 12);

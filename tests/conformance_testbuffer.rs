@@ -410,7 +410,7 @@ fn check_case<'py>(g: &Bound<'py, PyDict>, nd: &Bound<'py, PyAny>) -> Result<(),
         ensure_eq(&*any.format(), t.format.as_str(), "format")?;
         ensure_eq(any.is_readonly(), t.readonly, "readonly")?;
         ensure_eq(any.len(), t.pointers.len(), "len")?;
-        if any.len() > 0 {
+        if !any.is_empty() {
             // empty buffers may report any strides; pybuf passes them through
             ensure_eq(any.strides(), &t.strides[..], "strides")?;
         }
@@ -527,7 +527,7 @@ fn staticarray_legacy_mode_and_redirect_chains() {
                 assert!(any.is_readonly(), "{name}");
                 assert_eq!(any.to_bytes(Order::C).unwrap(), expected, "{name}");
                 match obj_is {
-                    Some(o) => assert!(any.obj(py).is(&eval(&g, o)), "{name}.obj"),
+                    Some(o) => assert!(any.obj(py).is(eval(&g, o)), "{name}.obj"),
                     None => assert!(any.obj(py).is_none(), "{name}.obj"),
                 }
                 let buf = Buffer1::<u8>::get(&x).unwrap();
