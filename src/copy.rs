@@ -106,7 +106,7 @@ fn iteration_axes(shape: &[usize], strides: &[isize], order: Order) -> Vec<Axis>
             return;
         }
         match axes.last_mut() {
-            Some(prev) if prev.stride == stride * len as isize => {
+            Some(prev) if stride.checked_mul(len as isize) == Some(prev.stride) => {
                 prev.len *= len;
                 prev.stride = stride;
             }

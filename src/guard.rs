@@ -106,7 +106,20 @@ unsafe fn view_parts<T: Element, D: Dimension>(layout: &Layout<D>) -> ViewParts<
     let mut inverted = Vec::new();
     let size = std::mem::size_of::<T>();
     if layout.len == 0 || size == 0 {
-        // No item is ever read: a dangling, aligned pointer with zero strides is valid.
+        // No item is ever read: a dangling, aligned pointer is valid. The strides are C-order
+        // element strides with empty axes counted as 1, never zero: ndarray's debug checks
+        // call zero strides on an axis of length > 1 overlapping, even when another axis is
+        // empty (shape (2, 3, 0) with zero strides panics there).
+        let mut step = 1usize;
+        for (dst, &n) in strides
+            .slice_mut()
+            .iter_mut()
+            .zip(layout.shape.slice())
+            .rev()
+        {
+            *dst = step;
+            step = step.saturating_mul(n.max(1));
+        }
         return ViewParts {
             ptr: NonNull::dangling(),
             strides,

@@ -95,6 +95,9 @@ pub mod element;
 pub mod error;
 pub mod export;
 pub mod format;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod layout;
 mod raw;
