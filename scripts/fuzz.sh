@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz target `format_parse` (fuzz/) for a number of seconds (default 60).
+# Runs a cargo-fuzz target (fuzz/) for a number of seconds (default 60): `format_parse` (the
+# format parser), or `layout_validate` (layout validation) with FUZZ_TARGET=layout_validate.
 #
 #   scripts/fuzz.sh [SECONDS] [extra libFuzzer flags...]
 #
@@ -15,6 +16,11 @@ shift || true
 # shellcheck source=/dev/null
 . "$root/scripts/env.sh"
 cd "$root/fuzz"
-mkdir -p corpus/format_parse
-RUSTC_BOOTSTRAP=1 exec cargo fuzz run format_parse corpus/format_parse seeds -- \
-    -max_total_time="$seconds" -dict="$root/fuzz/format.dict" -max_len=256 "$@"
+target=${FUZZ_TARGET:-format_parse}
+mkdir -p "corpus/$target"
+if [ "$target" = format_parse ]; then
+  RUSTC_BOOTSTRAP=1 exec cargo fuzz run format_parse corpus/format_parse seeds -- \
+      -max_total_time="$seconds" -dict="$root/fuzz/format.dict" -max_len=256 "$@"
+fi
+RUSTC_BOOTSTRAP=1 exec cargo fuzz run "$target" "corpus/$target" -- \
+    -max_total_time="$seconds" "$@"

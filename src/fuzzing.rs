@@ -463,7 +463,7 @@ fn check_copies(layout: &Layout<IxDyn>, r: &Reference, desc: &Descriptor) -> boo
     };
     let view = fill_view(&relaid, relaid.buf);
     // SAFETY: as in `check_layout`; the arrays of `relaid` hold `ndim` entries.
-    let real = unsafe { Layout::read(&view) }
+    let real = unsafe { Layout::<IxDyn>::read(&view) }
         .unwrap_or_else(|e| panic!("refused when laid over real memory ({e}): {desc:?}"));
     let indices_c = sample_indices(&r.shape, r.items, 0);
     debug_assert_eq!(
