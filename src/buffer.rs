@@ -361,20 +361,25 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         Ok(unsafe { layout.address(&components) })
     }
 
-    /// A momentary borrow of the one item at `address`.
-    fn borrow_item(&self, address: *mut u8, access: Access) -> Result<BorrowToken, Error> {
+    /// Runs `f` under a momentary borrow of the one item at `address` (for suboffset layouts,
+    /// of the whole buffer).
+    fn with_item<R>(
+        &self,
+        address: *mut u8,
+        access: Access,
+        f: impl FnOnce() -> R,
+    ) -> Result<R, Error> {
         if self.layout.suboffsets.is_some() {
-            return self.borrow_all(access);
+            let _borrow = self.borrow_all(access)?;
+            return Ok(f());
         }
-        borrow::acquire(
-            borrow::Region {
-                ptr: address as usize,
-                shape: &[],
-                strides: &[],
-                itemsize: self.layout.itemsize,
-            },
-            access,
-        )
+        let item = borrow::Region {
+            ptr: address as usize,
+            shape: &[],
+            strides: &[],
+            itemsize: self.layout.itemsize,
+        };
+        borrow::with_momentary(item, access, f)
     }
 
     /// Reads the item at `index` (any layout; bounds-checked).
@@ -390,17 +395,18 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// ```
     pub fn item<I: NdIndex<D>>(&self, index: I) -> Result<T, Error> {
         let address = self.item_address(&index)?;
-        let _borrow = self.borrow_item(address, Access::Shared)?;
         let mut value = MaybeUninit::<T>::uninit();
-        // SAFETY: `address` is an in-bounds item of `size_of::<T>()` bytes (checked), read
-        // bytewise so alignment does not matter, under a shared borrow.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                address.cast_const(),
-                value.as_mut_ptr().cast::<u8>(),
-                std::mem::size_of::<T>(),
-            )
-        };
+        self.with_item(address, Access::Shared, || {
+            // SAFETY: `address` is an in-bounds item of `size_of::<T>()` bytes (checked), read
+            // bytewise so alignment does not matter, under a shared borrow.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    address.cast_const(),
+                    value.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of::<T>(),
+                )
+            }
+        })?;
         validate_items::<T>(std::slice::from_ref(&value))?;
         // SAFETY: initialized by the copy and validated.
         Ok(unsafe { value.assume_init() })
@@ -411,11 +417,11 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     pub fn set_item<I: NdIndex<D>>(&self, index: I, value: T) -> Result<(), Error> {
         self.check_writable()?;
         let address = self.item_address(&index)?;
-        let _borrow = self.borrow_item(address, Access::Exclusive)?;
-        // SAFETY: an in-bounds item of writable memory, exclusively borrowed; written without
-        // assuming alignment.
-        unsafe { address.cast::<T>().write_unaligned(value) };
-        Ok(())
+        self.with_item(address, Access::Exclusive, || {
+            // SAFETY: an in-bounds item of writable memory, exclusively borrowed; written
+            // without assuming alignment.
+            unsafe { address.cast::<T>().write_unaligned(value) }
+        })
     }
 
     /// A shared zero-copy borrow: an ndarray view, and a slice when C-contiguous.

@@ -155,6 +155,30 @@ fn register(norm: Norm, kind: Kind, access: Access) -> Result<BorrowToken, Error
     }
 }
 
+/// Runs `f` under a momentary borrow of `region`: the borrow is checked against every live
+/// borrow and `f` runs while the registry is locked, so no conflicting borrow can start
+/// before it returns; nothing is registered. For short accesses only (one item): `f` holds
+/// the process-wide lock, and must not take a borrow itself.
+pub(crate) fn with_momentary<R>(
+    region: Region<'_>,
+    access: Access,
+    f: impl FnOnce() -> R,
+) -> Result<R, Error> {
+    let Some(norm) = region.normalize() else {
+        return Ok(f()); // touches no byte
+    };
+    let registry = lock();
+    registry
+        .check(&norm, Kind::Address, access, MAX_WORK)
+        .map_err(|held| Error::BorrowConflict {
+            requested: access,
+            held,
+        })?;
+    let result = f();
+    drop(registry);
+    Ok(result)
+}
+
 /// Whether two distinct indices of `region` address overlapping bytes (exact where cheap and
 /// within the solver's work bound, `true` when undecided).
 pub(crate) fn has_internal_overlap(region: Region<'_>) -> bool {

@@ -78,21 +78,34 @@ impl Registry {
         access: Access,
         max_work: u32,
     ) -> Result<u32, Access> {
-        let excl = self.roots[tree_index(kind, Access::Exclusive)];
-        if self.find_conflict(excl, &norm, max_work) {
-            return Err(Access::Exclusive);
-        }
-        if access == Access::Exclusive {
-            let shared = self.roots[tree_index(kind, Access::Shared)];
-            if self.find_conflict(shared, &norm, max_work) {
-                return Err(Access::Shared);
-            }
-        }
+        self.check(&norm, kind, access, max_work)?;
         let tree = tree_index(kind, access);
         let slot = self.alloc(norm, tree as u8).ok_or(Access::Exclusive)?;
         self.roots[tree] = self.insert_at(self.roots[tree], slot);
         self.live += 1;
         Ok(slot)
+    }
+
+    /// Whether a borrow of `norm` with `access` would conflict with a live one (and with
+    /// which access), without registering it.
+    pub(crate) fn check(
+        &self,
+        norm: &Norm,
+        kind: Kind,
+        access: Access,
+        max_work: u32,
+    ) -> Result<(), Access> {
+        let excl = self.roots[tree_index(kind, Access::Exclusive)];
+        if self.find_conflict(excl, norm, max_work) {
+            return Err(Access::Exclusive);
+        }
+        if access == Access::Exclusive {
+            let shared = self.roots[tree_index(kind, Access::Shared)];
+            if self.find_conflict(shared, norm, max_work) {
+                return Err(Access::Shared);
+            }
+        }
+        Ok(())
     }
 
     /// Unregisters the borrow in `slot`; returns its heap part, if any, so the caller can free
