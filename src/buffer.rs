@@ -583,6 +583,7 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
 /// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
 /// to the exporter's `itemsize`; every other size disagreement is left for
 /// [`check_itemsize`] to report.
+#[inline]
 pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
     let item = raw
         .format()
@@ -600,6 +601,7 @@ pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
 }
 
 /// Checks that the exporter's `itemsize` is the size its format describes.
+#[inline]
 pub(crate) fn check_itemsize(raw: &Acquired, item: &ItemLayout) -> Result<(), Error> {
     let itemsize = raw.view().itemsize;
     if usize::try_from(itemsize) != Ok(item.size) {

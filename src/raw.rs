@@ -6,6 +6,7 @@
 //! which releases it at once or later but exactly once; a failed request never produces an
 //! `Acquired`, so it is never released.
 
+use std::cell::RefCell;
 use std::ffi::CStr;
 
 use pyo3::{ffi, prelude::*, PyErr};
@@ -35,6 +36,7 @@ impl Acquired {
     /// A writable request on read-only memory fails with [`Error::ReadOnly`], whether the
     /// exporter refuses it (`bytes`) or hands out read-only memory anyway (exporters that
     /// ignore request flags).
+    #[inline]
     pub fn new(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Acquired, Error> {
         let acquired = Self::request(obj, writable).map_err(|err| match err {
             Error::Refused { .. } if writable && Self::is_read_only_exporter(obj) => {
@@ -58,6 +60,7 @@ impl Acquired {
         Self::request(obj, false).is_ok_and(|probe| probe.is_readonly())
     }
 
+    #[inline]
     fn request(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Acquired, Error> {
         let py = obj.py();
         release::on_acquire(py);
@@ -89,6 +92,7 @@ impl Acquired {
     }
 
     /// The filled `Py_buffer`.
+    #[inline]
     pub fn view(&self) -> &ffi::Py_buffer {
         self.view
             .as_deref()
@@ -96,6 +100,7 @@ impl Acquired {
     }
 
     /// The format string, verbatim; `"B"` when the exporter gave none.
+    #[inline]
     pub fn format(&self) -> Result<&str, FormatError> {
         let ptr = self.view().format;
         if ptr.is_null() {
@@ -129,6 +134,7 @@ impl Acquired {
     }
 
     /// Whether the exporter says the memory is read-only.
+    #[inline]
     pub fn is_readonly(&self) -> bool {
         self.view().readonly != 0
     }
@@ -179,14 +185,50 @@ impl std::fmt::Debug for Acquired {
     }
 }
 
+/// At most this many spare `Py_buffer` allocations are kept per thread.
+const SPARE_VIEWS: usize = 16;
+
+thread_local! {
+    /// Released `Py_buffer` allocations kept for reuse by this thread's next acquisitions:
+    /// acquisition is on the hot path, and a pop is far cheaper than `malloc` + `free`.
+    static SPARE: RefCell<Vec<Box<ffi::Py_buffer>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps a released `Py_buffer` allocation for reuse (or frees it when this thread already
+/// keeps enough, or is exiting). The caller has released the buffer: nothing in it is used
+/// again before [`zeroed_view`] clears it.
+#[inline]
+pub(crate) fn recycle(view: Box<ffi::Py_buffer>) {
+    let mut view = Some(view);
+    let _ = SPARE.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut() {
+            if spare.len() < SPARE_VIEWS {
+                spare.push(view.take().expect("taken once"));
+            }
+        }
+    });
+    drop(view); // not kept: freed
+}
+
 /// A heap-allocated, all-zero `Py_buffer` (zeroed so that fields a careless exporter leaves
-/// unset read as NULL/0, never as uninitialized memory).
+/// unset read as NULL/0, never as uninitialized memory): a spare one of this thread when
+/// there is one, else a fresh one.
 ///
-/// Allocated with `malloc` and zeroed in place rather than with `Box::new(zeroed())`, which
-/// compiles to `calloc`: glibc's `calloc` bypasses the per-thread cache and costs about 200
-/// instructions per acquisition, `malloc` + an 80-byte fill about 40.
+/// A fresh one is allocated with `malloc` and zeroed in place rather than with
+/// `Box::new(zeroed())`, which compiles to `calloc`: glibc's `calloc` bypasses the per-thread
+/// cache and costs about 200 instructions per acquisition, `malloc` + an 80-byte fill about 40.
 #[inline]
 fn zeroed_view() -> Box<ffi::Py_buffer> {
+    let spare = SPARE
+        .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten();
+    if let Some(mut view) = spare {
+        // SAFETY: all zero bytes is a valid `Py_buffer` (integers and pointers), and the box
+        // is ours alone (it was released before it was recycled).
+        unsafe { std::ptr::write_bytes(&mut *view as *mut ffi::Py_buffer, 0, 1) };
+        return view;
+    }
     let mut view = Box::<ffi::Py_buffer>::new_uninit();
     // SAFETY: `view` is a fresh allocation of one `Py_buffer`; writing zero bytes over all of
     // it initializes it, as `Py_buffer` is a plain C struct of integers and pointers, for

@@ -140,6 +140,7 @@ static SETUP_STARTED: AtomicBool = AtomicBool::new(false);
 /// `view` must come from a successful `PyObject_GetBuffer` (at an acquisition that called
 /// [`on_acquire`]) that has not been released; ownership of the box makes a second release
 /// impossible.
+#[inline]
 pub(crate) fn release(view: Box<ffi::Py_buffer>) {
     let view = OwnedView(view);
     if is_closed() {
@@ -157,6 +158,7 @@ pub(crate) fn release(view: Box<ffi::Py_buffer>) {
         // not finalizing; `view` came from a successful `PyObject_GetBuffer` and is released
         // here once, as we own it and consume it.
         unsafe { ffi::PyBuffer_Release(&mut *view.0) };
+        crate::raw::recycle(view.0);
     } else {
         enqueue(view);
     }
@@ -201,6 +203,7 @@ pub fn pending_releases() -> usize {
 
 /// Whether the current thread is attached to the main interpreter. Never blocks, safe to call
 /// at any time (before initialization, during and after finalization).
+#[inline]
 fn attached_to_main() -> bool {
     // SAFETY: `PyThreadState_GetUnchecked` reads the current thread state (a thread-local on
     // 3.12+, an atomic global on 3.11) and never fails, even with no interpreter.
@@ -366,6 +369,7 @@ fn drain_all(_py: Python<'_>) -> usize {
         // initialized and not finalizing (or we are in its atexit hook); each view came from a
         // successful acquisition and is released once, here, as the node is consumed.
         unsafe { ffi::PyBuffer_Release(&mut *owned.view.0) };
+        crate::raw::recycle(owned.view.0);
         released += 1;
     }
     if released > 0 {

@@ -333,6 +333,7 @@ impl ItemLayout {
 
     /// [`matches`](ItemLayout::matches) against an expected plain scalar, without building its
     /// layout (the acquisition fast path for scalar element types).
+    #[inline]
     pub fn matches_scalar(&self, expected: Scalar) -> Result<(), Mismatch> {
         match self.kind {
             ItemKind::Scalar(found)
@@ -454,6 +455,7 @@ fn push_padding(out: &mut String, n: usize) {
     }
 }
 
+#[inline]
 fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
     if canonical_kind(found.kind) != canonical_kind(expected.kind) {
         Err(Mismatch::Layout)
@@ -467,6 +469,7 @@ fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
     }
 }
 
+#[inline]
 fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),

@@ -63,6 +63,7 @@ pub const MAX_NESTING: usize = 64;
 /// assert_eq!(err.position, 3);
 /// assert!(err.to_string().contains("expected '}'"));
 /// ```
+#[inline]
 pub fn parse(format: &str) -> Result<ItemLayout, FormatError> {
     if let Some(item) = parse_scalar(format.as_bytes()) {
         return Ok(item);
