@@ -191,6 +191,8 @@ const SPARE_VIEWS: usize = 16;
 thread_local! {
     /// Released `Py_buffer` allocations kept for reuse by this thread's next acquisitions:
     /// acquisition is on the hot path, and a pop is far cheaper than `malloc` + `free`.
+    /// (Boxes, not values: each is handed out as the stable address of one acquisition.)
+    #[allow(clippy::vec_box)]
     static SPARE: RefCell<Vec<Box<ffi::Py_buffer>>> = const { RefCell::new(Vec::new()) };
 }
 
