@@ -268,11 +268,17 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// order.
     pub fn to_vec_in(&self, order: Order) -> Result<Vec<T>, Error> {
         let _borrow = self.borrow_all(Access::Shared)?;
+        self.gather_vec(order)
+    }
+
+    /// The copy behind [`to_vec_in`](Buffer::to_vec_in), for a caller that already holds a
+    /// borrow covering the whole buffer (shared or exclusive).
+    fn gather_vec(&self, order: Order) -> Result<Vec<T>, Error> {
         let len = self.layout.len;
         let mut out: Vec<T> = Vec::with_capacity(len);
         // SAFETY: the spare capacity holds `len` items of `T` (`itemsize == size_of::<T>()`,
         // checked at acquisition), it is fresh memory that cannot overlap the buffer, and the
-        // shared borrow keeps Rust writers away while we read.
+        // caller's borrow keeps other Rust writers away while we read.
         unsafe { copy::gather(&self.layout, out.as_mut_ptr().cast::<u8>(), order) };
         validate_items::<T>(&out.spare_capacity_mut()[..len])?;
         // SAFETY: all `len` items were written by `gather` and validated above.
@@ -499,13 +505,16 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     /// For element types with invalid bit patterns, checks every item before references to
     /// them are handed out.
+    /// The caller holds a borrow of the whole buffer (the guard's own token) or, in the unsafe
+    /// accessors, promises that nothing writes; so the check copies without taking another
+    /// borrow, which would conflict with the guard's own exclusive token.
     fn validate_in_place(&self) -> Result<(), Error> {
         if T::ALWAYS_VALID {
             return Ok(());
         }
         // A copy is the simplest correct check for any layout; it only runs for types such as
         // `bool` and records that contain one.
-        self.to_vec().map(drop)
+        self.gather_vec(Order::C).map(drop)
     }
 
     /// The layout, for the guards.

@@ -160,3 +160,30 @@ fn broadcast_arrays_are_readable_but_never_mutably_viewed() {
         assert_eq!(eval(&g, "base[1]").extract::<f64>().unwrap(), 9.0);
     });
 }
+
+#[test]
+fn bool_buffers_are_validated_for_read_and_write_guards() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        run(py, &g, "flags = np.array([True, False, True])\nbad = np.frombuffer(bytearray(b'\\x01\\x02'), dtype=bool)\n");
+        let flags = Buffer1::<bool>::get_mut(&eval(&g, "flags")).unwrap();
+        assert_eq!(flags.with(|v| v.iter().filter(|&&b| b).count()).unwrap(), 2);
+        flags.with_mut(|mut v| v.mapv_inplace(|b| !b)).unwrap();
+        assert_eq!(
+            eval(&g, "flags.tolist()").extract::<Vec<bool>>().unwrap(),
+            vec![false, true, false]
+        );
+        let bad = Buffer1::<bool>::get_mut(&eval(&g, "bad")).unwrap();
+        assert!(matches!(
+            bad.write(),
+            Err(Error::InvalidValue { position: 1, .. })
+        ));
+        assert!(matches!(
+            bad.read(),
+            Err(Error::InvalidValue { position: 1, .. })
+        ));
+        // and the failed guards left no borrow behind
+        bad.set_item(1, true).unwrap();
+        assert_eq!(bad.with(|v| v.to_vec()).unwrap(), vec![true, true]);
+    });
+}
