@@ -588,6 +588,61 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
     }
 }
 
+/// A [`Buffer`] acquired with a writable request ([`Buffer::get_mut`]): the argument type for
+/// outputs of a `#[pyfunction]`, so read-only objects (`bytes`, `writeable=False` arrays) are
+/// refused with [`Error::ReadOnly`] before the function body runs. It dereferences to the
+/// `Buffer`.
+///
+/// ```
+/// use pybuf::{Buffer1, BufferMut};
+/// use pyo3::prelude::*;
+///
+/// #[pyfunction]
+/// fn scale(x: Buffer1<f64>, factor: f64, out: BufferMut<f64, ndarray::Ix1>) -> PyResult<()> {
+///     let src = x.read()?; // registered before any memory is touched: an `out` that
+///     let mut dst = out.write()?; // overlaps `x` is refused with a borrow conflict
+///     dst.view_mut().zip_mut_with(&src.view(), |d, &s| *d = s * factor);
+///     Ok(())
+/// }
+/// # use pybuf::ndarray;
+/// # fn main() {}
+/// ```
+pub struct BufferMut<T: Element, D: Dimension = IxDyn>(Buffer<T, D>);
+
+impl<T: Element, D: Dimension> BufferMut<T, D> {
+    /// Acquires a writable buffer (the same as [`Buffer::get_mut`]).
+    pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        Buffer::get_mut(obj).map(BufferMut)
+    }
+
+    /// The writable buffer.
+    pub fn into_inner(self) -> Buffer<T, D> {
+        self.0
+    }
+}
+
+impl<T: Element, D: Dimension> std::ops::Deref for BufferMut<T, D> {
+    type Target = Buffer<T, D>;
+
+    fn deref(&self) -> &Buffer<T, D> {
+        &self.0
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for BufferMut<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BufferMut").field(&self.0).finish()
+    }
+}
+
+impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for BufferMut<T, D> {
+    type Error = Error;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
+        BufferMut::get(&obj)
+    }
+}
+
 /// Parses the exporter's format into an item layout. A struct whose format leaves out its
 /// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
 /// to the exporter's `itemsize`; every other size disagreement is left for

@@ -104,7 +104,7 @@ mod raw;
 pub mod release;
 
 pub use any::{AnyBuffer, ElementKind};
-pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD};
+pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD, BufferMut};
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
 pub use export::ExportedBuffer;

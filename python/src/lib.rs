@@ -8,8 +8,8 @@
 //!   buffer of that element type and number of dimensions (numpy, `array.array`, ctypes,
 //!   `memoryview`, ...). Anything else raises the exception that pybuf's [`Error`] maps to,
 //!   with a message that names what was expected and what was found.
-//! - **Writable outputs.** `Buffer`'s own extraction makes a read request; [`Out`] shows the
-//!   few lines that make an argument request writable memory instead.
+//! - **Writable outputs.** `Buffer`'s own extraction makes a read request; an argument of type
+//!   [`BufferMut`] makes a writable one, so read-only objects are refused before the body runs.
 //! - **Dispatch over element types.** [`total`] takes any buffer and matches on
 //!   [`AnyBuffer::element_kind`].
 //! - **Returning arrays.** [`histogram`] and [`outer`] hand Rust-owned memory to Python
@@ -20,28 +20,16 @@
 //!
 //! The Rust doc comments of the functions below are the Python docstrings.
 
-use ndarray::{Array2, Axis, Dimension, Ix1, IxDyn, Order, Zip};
+use ndarray::{Array2, Axis, Ix1, IxDyn, Order, Zip};
 use num_complex::Complex;
 use pybuf::export::{self, Exported};
 use pybuf::{
-    ndarray, AnyBuffer, Buffer, Buffer0, Buffer1, Buffer2, BufferD, Element, ElementKind, Error,
+    ndarray, AnyBuffer, Buffer0, Buffer1, Buffer2, BufferD, BufferMut, Element, ElementKind, Error,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3::IntoPyObjectExt;
-
-/// A writable buffer argument: extracted with [`Buffer::get_mut`] (a writable request), so a
-/// read-only object such as `bytes` is refused with `BufferError` before the function runs.
-pub struct Out<T: Element, D: Dimension>(pub Buffer<T, D>);
-
-impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Out<T, D> {
-    type Error = Error;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self, Error> {
-        Buffer::get_mut(&obj).map(Out)
-    }
-}
 
 /// Return the Euclidean norm of a 1-D float64 buffer.
 #[pyfunction]
@@ -84,8 +72,7 @@ fn outer(py: Python<'_>, a: Buffer1<f64>, b: Buffer1<f64>) -> PyResult<Exported<
 ///
 /// `out` must not overlap `x` (BufferError); `out[::2]` next to `x = out[1::2]` is fine.
 #[pyfunction]
-fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: Out<f64, Ix1>) -> PyResult<()> {
-    let Out(out) = out;
+fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: BufferMut<f64, Ix1>) -> PyResult<()> {
     if out.len() != x.len() {
         return Err(PyValueError::new_err(format!(
             "expected 'out' of length {} (the length of 'x'), got length {}",
@@ -104,8 +91,8 @@ fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: Out<f64, Ix1>) -> Py
 
 /// Set every element of `out`, a writable float64 buffer of any shape, to `value`.
 #[pyfunction]
-fn fill(out: Out<f64, IxDyn>, value: f64) -> PyResult<()> {
-    Ok(out.0.with_mut(|mut v| v.fill(value))?)
+fn fill(out: BufferMut<f64, IxDyn>, value: f64) -> PyResult<()> {
+    Ok(out.with_mut(|mut v| v.fill(value))?)
 }
 
 /// Return the elements of a float64 buffer of any shape and layout, in C order, as a list.
