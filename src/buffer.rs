@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix0, Ix1, Ix2, IxDyn, NdIndex, Order};
 use pyo3::prelude::*;
@@ -70,6 +71,9 @@ pub type BufferD<T> = Buffer<T, IxDyn>;
 pub struct Buffer<T: Element, D: Dimension = IxDyn> {
     raw: Acquired,
     layout: Layout<D>,
+    /// Set once [`check_viewable`](Buffer::check_viewable) has passed: the layout never
+    /// changes, so later borrows skip the check.
+    viewable: AtomicBool,
     _element: PhantomData<T>,
 }
 
@@ -156,6 +160,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         Ok(Buffer {
             raw,
             layout,
+            viewable: AtomicBool::new(false),
             _element: PhantomData,
         })
     }
@@ -483,6 +488,9 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     fn check_viewable(&self) -> Result<(), Error> {
+        if self.viewable.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if self.layout.suboffsets.is_some() {
             return Err(Error::Suboffsets);
         }
@@ -500,6 +508,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
                 address,
             });
         }
+        self.viewable.store(true, Ordering::Relaxed);
         Ok(())
     }
 
