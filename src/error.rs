@@ -49,7 +49,7 @@ pub struct Expected {
     pub type_name: String,
     /// Its canonical format (`'d'`, `'Zf'`, `'T{<i:x:<i:y:}'`).
     pub format: String,
-    /// The number of dimensions, or `None` for any ([`IxDyn`](ndarray::IxDyn)).
+    /// The number of dimensions, or `None` for any ([`IxDyn`](type@ndarray::IxDyn)).
     pub ndim: Option<usize>,
 }
 

@@ -6,7 +6,7 @@
 //! Python the same way ([`export`]).
 //!
 //! The data path reads in one direction:
-//! [format](format) → [element](Element) match → acquisition and validation →
+//! [format](mod@format) → [element](Element) match → acquisition and validation →
 //! typed [`Buffer`] → borrow ([`Buffer::read`], [`Buffer::write`]) or copy
 //! ([`Buffer::to_vec`]) → release (on drop, from any thread).
 //!
