@@ -9,4 +9,23 @@ cd "$(dirname "$0")/.."
   echo "== cargo test (Python: $("$PYO3_PYTHON" -c 'import sys; print(sys.version.split()[0])'))"
   cargo test --workspace --exclude pybuf-testmod --all-features
 )
+# The release tests again on the newest CPython present (3.12+ runs the PEP 688
+# `__release_buffer__` cases, which 3.11 skips), in a target folder of their own.
+newest=""
+for v in 3.13 3.12; do
+  for p in "$HOME/.pyenv/versions/$v".*/bin/python"$v"; do
+    [ -x "$p" ] && { newest=$p; break 2; }
+  done
+done
+if [ -n "$newest" ]; then
+  (
+    v=$("$newest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    export PYBUF_PYTHON=$newest PYBUF_VENV=$PWD/.venv-py$v PYTHONPATH= PYO3_PYTHON=
+    . scripts/env.sh
+    echo "== cargo test --test release (Python: $v)"
+    CARGO_TARGET_DIR=target/embed-py$v cargo test --all-features --test release
+  )
+else
+  echo "== no CPython 3.12+ found: the PEP 688 release tests ran as skips only"
+fi
 bash scripts/pytest.sh
