@@ -17,7 +17,7 @@ use ndarray::{ArrayView, ArrayViewMut, Axis, Dimension, ShapeBuilder};
 use crate::borrow::BorrowToken;
 use crate::buffer::Buffer;
 use crate::element::Element;
-use crate::layout::Layout;
+use crate::layout::{fill_c_strides, Layout};
 
 /// A shared zero-copy borrow of a [`Buffer`]; see [`Buffer::read`].
 pub struct ReadGuard<'a, T: Element, D: Dimension> {
@@ -110,16 +110,7 @@ unsafe fn view_parts<T: Element, D: Dimension>(layout: &Layout<D>) -> ViewParts<
         // element strides with empty axes counted as 1, never zero: ndarray's debug checks
         // call zero strides on an axis of length > 1 overlapping, even when another axis is
         // empty (shape (2, 3, 0) with zero strides panics there).
-        let mut step = 1usize;
-        for (dst, &n) in strides
-            .slice_mut()
-            .iter_mut()
-            .zip(layout.shape.slice())
-            .rev()
-        {
-            *dst = step;
-            step = step.saturating_mul(n.max(1));
-        }
+        fill_c_strides(strides.slice_mut(), layout.shape.slice(), 1);
         return ViewParts {
             ptr: NonNull::dangling(),
             strides,

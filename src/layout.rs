@@ -312,14 +312,8 @@ impl<D: Dimension> Layout<D> {
                         *dst = s as usize;
                     }
                 }
-                None => {
-                    // NULL strides: C-contiguous (ctypes does this even when asked for them).
-                    let mut step = itemsize;
-                    for (dst, &n) in strides.slice_mut().iter_mut().zip(shape.slice()).rev() {
-                        *dst = step;
-                        step = step.saturating_mul(n.max(1));
-                    }
-                }
+                // NULL strides: C-contiguous (ctypes does this even when asked for them).
+                None => fill_c_strides(strides.slice_mut(), shape.slice(), itemsize),
             }
         }
 
@@ -353,6 +347,17 @@ impl<D: Dimension> Layout<D> {
         };
         layout.check_extent()?;
         Ok(layout)
+    }
+}
+
+/// Fills `strides` with the C-order strides of `shape` for items of `unit` (bytes or
+/// elements). Empty axes count as length 1, so no stride is zero; products saturate (they
+/// only matter for items that exist, whose extent is checked separately).
+pub(crate) fn fill_c_strides(strides: &mut [usize], shape: &[usize], unit: usize) {
+    let mut step = unit;
+    for (dst, &n) in strides.iter_mut().zip(shape).rev() {
+        *dst = step;
+        step = step.saturating_mul(n.max(1));
     }
 }
 
