@@ -167,7 +167,7 @@ impl Acquired {
 impl Drop for Acquired {
     fn drop(&mut self) {
         if let Some(view) = self.view.take() {
-            release::release(view);
+            release::release(view, release::release_buffer_protocol);
         }
     }
 }

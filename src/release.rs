@@ -88,8 +88,41 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use pyo3::types::{PyAnyMethods, PyCFunction};
 use pyo3::{ffi, Python};
 
-/// An acquired `Py_buffer`, owned by the release machinery.
-struct OwnedView(Box<ffi::Py_buffer>);
+/// How an acquired view is given back, called once on a thread attached to the main
+/// interpreter: `PyBuffer_Release` for the buffer protocol ([`release_buffer_protocol`]);
+/// other sources (DLPack, the array interface) fill a `Py_buffer` themselves and pass their
+/// own function (call the producer's deleter, drop the object reference, free what they
+/// allocated).
+///
+/// # Safety
+/// Called at most once per acquisition, attached to the main interpreter, which is initialized
+/// and not finalizing; the `Py_buffer` is the one its acquisition filled.
+pub(crate) type ReleaseFn = unsafe fn(&mut ffi::Py_buffer);
+
+/// [`ReleaseFn`] of the buffer protocol.
+///
+/// # Safety
+/// See [`ReleaseFn`]; `view` was filled by a successful `PyObject_GetBuffer`.
+pub(crate) unsafe fn release_buffer_protocol(view: &mut ffi::Py_buffer) {
+    // SAFETY: the caller's promise (see `ReleaseFn`).
+    unsafe { ffi::PyBuffer_Release(view) }
+}
+
+/// An acquired `Py_buffer` and how to release it, owned by the release machinery.
+struct OwnedView(Box<ffi::Py_buffer>, ReleaseFn);
+
+impl OwnedView {
+    /// Releases the view and recycles its allocation.
+    ///
+    /// # Safety
+    /// As for [`ReleaseFn`]: attached to the main interpreter, initialized, not finalizing.
+    unsafe fn release_now(self) {
+        let OwnedView(mut view, how) = self;
+        // SAFETY: forwarded; the view is consumed, so it is released once.
+        unsafe { how(&mut view) };
+        crate::raw::recycle(view);
+    }
+}
 
 // SAFETY: a `Py_buffer` is plain data: pointers into the exporter's memory and a strong
 // reference to the exporter (`obj`). Nothing in it is bound to the thread that acquired it;
@@ -141,8 +174,8 @@ static SETUP_STARTED: AtomicBool = AtomicBool::new(false);
 /// [`on_acquire`]) that has not been released; ownership of the box makes a second release
 /// impossible.
 #[inline]
-pub(crate) fn release(view: Box<ffi::Py_buffer>) {
-    let view = OwnedView(view);
+pub(crate) fn release(view: Box<ffi::Py_buffer>, how: ReleaseFn) {
+    let view = OwnedView(view, how);
     if is_closed() {
         return leak(view);
     }
@@ -153,12 +186,10 @@ pub(crate) fn release(view: Box<ffi::Py_buffer>) {
             // atexit hooks (which would have closed the gate, unless they were cleared).
             return leak(view);
         }
-        let mut view = view;
         // SAFETY: this thread is attached to the main interpreter, which is initialized and
-        // not finalizing; `view` came from a successful `PyObject_GetBuffer` and is released
-        // here once, as we own it and consume it.
-        unsafe { ffi::PyBuffer_Release(&mut *view.0) };
-        crate::raw::recycle(view.0);
+        // not finalizing; `view` came from a successful acquisition and is released here
+        // once, as we own it and consume it.
+        unsafe { view.release_now() };
     } else {
         enqueue(view);
     }
@@ -363,13 +394,12 @@ fn drain_all(_py: Python<'_>) -> usize {
     while !node.is_null() {
         // SAFETY: every node was made by `Box::into_raw` in `enqueue`, and the swap above
         // gave this thread sole ownership of the whole list.
-        let mut owned = unsafe { Box::from_raw(node) };
-        node = owned.next;
+        let Node { view, next } = *unsafe { Box::from_raw(node) };
+        node = next;
         // SAFETY: `_py` proves this thread is attached; `drain` checked the interpreter is
         // initialized and not finalizing (or we are in its atexit hook); each view came from a
         // successful acquisition and is released once, here, as the node is consumed.
-        unsafe { ffi::PyBuffer_Release(&mut *owned.view.0) };
-        crate::raw::recycle(owned.view.0);
+        unsafe { view.release_now() };
         released += 1;
     }
     if released > 0 {
@@ -443,10 +473,10 @@ mod tests {
     struct Carry(OwnedView);
     impl Carry {
         fn new(view: Box<ffi::Py_buffer>) -> Self {
-            Carry(OwnedView(view))
+            Carry(OwnedView(view, release_buffer_protocol))
         }
         fn release(self) {
-            release(self.0 .0);
+            release(self.0 .0, self.0 .1);
         }
     }
 
@@ -515,7 +545,7 @@ mod tests {
             let other = PyByteArray::new(py, b"other");
             // The first acquisition registers the atexit hook.
             let first = acquire(other.as_any());
-            release(first);
+            release(first, release_buffer_protocol);
             let view = Carry::new(acquire(ba.as_any()));
             std::thread::spawn(move || view.release()).join().unwrap();
             assert_eq!(pending_releases(), 1);
@@ -523,7 +553,7 @@ mod tests {
             assert_eq!(pending_releases(), 0);
             assert_eq!(try_resize(&ba), Ok(()));
             assert_eq!(try_resize(&other), Err("BufferError".to_string()));
-            release(again); // attached: at once
+            release(again, release_buffer_protocol); // attached: at once
             assert_eq!(pending_releases(), 0);
             assert_eq!(try_resize(&other), Ok(()));
         });
@@ -576,7 +606,7 @@ mod tests {
             // Attached: released at once, nothing queued.
             let view = acquire(ba.as_any());
             assert_eq!(try_resize(&ba), Err("BufferError".to_string()));
-            release(view);
+            release(view, release_buffer_protocol);
             assert_eq!(pending_releases(), 0);
             assert_eq!(try_resize(&ba), Ok(()));
         });
@@ -663,7 +693,7 @@ mod tests {
                     "drops did not finish"
                 );
                 run_python(py, "sum(range(200))");
-                release(acquire(scratch.as_any()));
+                release(acquire(scratch.as_any()), release_buffer_protocol);
                 rounds += 1;
             }
             for w in workers {
@@ -743,7 +773,7 @@ exporter = Exporter()
             // 1. Dropped attached, on this thread: released at once, here.
             let v = acquire(&exporter);
             assert_eq!((count("gets"), count("releases")), (1, 0));
-            release(v);
+            release(v, release_buffer_protocol);
             assert_eq!((count("gets"), count("releases")), (1, 1));
 
             // 2. Dropped on another thread that attaches: released at once, there.
