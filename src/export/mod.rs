@@ -50,8 +50,12 @@
 //! `2` into a `bool`). Struct padding bytes are zeroed at export, so Python never reads
 //! uninitialized memory.
 
+mod dlpack;
+mod interface;
 mod layout;
+mod numpy;
 mod object;
+mod values;
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -161,6 +165,36 @@ impl<S: ExportSource> Exported<S> {
     /// new views.
     pub fn with_inner<R>(&self, f: impl FnOnce(S::View<'_>) -> R) -> Result<R, Error> {
         self.get().with_owner(|owner| f(S::view(owner)))
+    }
+
+    /// Returns a `numpy.ndarray` that shares the memory, for a `#[pyfunction]` that wants to
+    /// return a real numpy array. numpy is imported at run time (pybuf does not depend on
+    /// it); the array reads the memory through the buffer protocol and holds a view until it
+    /// is garbage collected, so [`try_into_inner`](Exported::try_into_inner) waits for it.
+    ///
+    /// ```
+    /// use pyo3::prelude::*;
+    ///
+    /// Python::attach(|py| -> Result<(), pybuf::Error> {
+    ///     let x = pybuf::export::from_vec_mut(py, vec![1.0f64, 2.0, 3.0])?;
+    ///     let a = x.to_numpy(py)?; // numpy.ndarray, no copy
+    ///     assert_eq!(a.getattr("dtype")?.str()?.to_cow()?, "float64");
+    ///     a.set_item(0, 10.0)?;
+    ///     assert!(x.try_into_inner().is_err()); // the array still uses the memory
+    ///     drop(a);
+    ///     assert_eq!(x.try_into_inner()?, [10.0, 2.0, 3.0]);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NumpyUnavailable`] when numpy is not installed (`ImportError` in Python);
+    /// [`Error::Python`] when numpy refuses the buffer (complex32 items, which numpy has no
+    /// dtype for) or the data was taken back.
+    pub fn to_numpy<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyAny>, Error> {
+        ExportedBuffer::to_numpy(self.bind(py))
     }
 }
 
@@ -284,15 +318,23 @@ fn export_elements<T: Element>(
     } else {
         strides
     };
-    let layout = Layout::new(ptr.cast(), shape, &strides, itemsize, item.to_format())?;
+    let layout = Layout::new(ptr.cast(), shape, &strides, item.clone())?;
     let padding = layout::padding_ranges(&item);
     if !padding.is_empty() {
-        layout::for_each_offset(&layout.shape, &layout.strides, |_, offset| {
+        // Every item slot between the lowest and the highest element, not only the visible
+        // ones: the array-interface pin exports that whole span as bytes, so the padding of
+        // elements a sliced array hides must be initialized too.
+        let (low, span) = layout::span(&layout.shape, &layout.strides, itemsize);
+        for slot in 0..span / itemsize {
+            let offset = low + (slot * itemsize) as isize;
             for &(start, end) in &padding {
-                // SAFETY: `offset` is the byte offset of an element of the owner's memory, which
-                // nothing else references yet (the owner was just moved in, no view exists);
-                // `start..end` lies inside the item. Writing bytes to padding keeps every
-                // value valid.
+                // SAFETY: every slot of the span is an element of the owner's storage: a
+                // `Vec` is contiguous, and an ndarray's storage is one contiguous `Vec<T>`
+                // holding every visible element, so all item slots between the lowest and the
+                // highest of them (strides are multiples of the item size) are its elements.
+                // Nothing else references the storage yet (the owner was just moved in, no
+                // view exists). `start..end` lies inside the item; writing bytes to padding
+                // keeps every value valid.
                 unsafe {
                     std::ptr::write_bytes(
                         ptr.cast::<u8>().offset(offset).add(start),
@@ -301,7 +343,7 @@ fn export_elements<T: Element>(
                     )
                 };
             }
-        });
+        }
     }
     Ok(ExportedBuffer::new(
         owner,
@@ -408,7 +450,7 @@ impl ExportSource for bytes::Bytes {
         // `Bytes` is shared and immutable: never writable (it is not a `WritableSource`).
         let ptr = self.as_ptr().cast_mut();
         let len = self.len();
-        let layout = Layout::new(ptr, &[len], &[1], 1, "B".to_string())?;
+        let layout = Layout::new(ptr, &[len], &[1], u8::layout())?;
         Ok(ExportedBuffer::new(Box::new(self), layout, false, None))
     }
 
