@@ -19,16 +19,16 @@
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use pyo3::ffi;
 
 use super::layout;
 use super::object::{ExportedBuffer, ViewPin};
 use crate::dlpack::{
-    DLDataType, DLDevice, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned,
-    DLPackVersion, DLTensor, FLAG_IS_COPIED, FLAG_READ_ONLY, LEGACY_CAPSULE_NAME, MAJOR_VERSION,
-    MINOR_VERSION, VERSIONED_CAPSULE_NAME,
+    DLDataType, DLDevice, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned, DLPackVersion,
+    DLTensor, FLAG_IS_COPIED, FLAG_READ_ONLY, LEGACY_CAPSULE_NAME, MAJOR_VERSION, MINOR_VERSION,
+    VERSIONED_CAPSULE_NAME,
 };
 use crate::Error;
 
@@ -109,9 +109,18 @@ pub(crate) fn export<'py>(
             strides.push((stride / elem_size as isize) as i64);
         }
         strides.extend(c_strides(&shape)[layout.shape.len()..].iter());
-        let flags = if this.is_writable() { 0 } else { FLAG_READ_ONLY };
+        let flags = if this.is_writable() {
+            0
+        } else {
+            FLAG_READ_ONLY
+        };
         let pin = this.pin_view()?;
-        (layout.ptr.0.cast::<c_void>(), strides, Keep::Export(pin), flags)
+        (
+            layout.ptr.0.cast::<c_void>(),
+            strides,
+            Keep::Export(pin),
+            flags,
+        )
     };
     let tensor = Tensor {
         data,
@@ -322,7 +331,8 @@ unsafe extern "C" fn destroy_versioned_capsule(capsule: *mut ffi::PyObject) {
     }
     // SAFETY: the capsule is valid under this name, so this returns its pointer without
     // setting an exception.
-    let managed = unsafe { ffi::PyCapsule_GetPointer(capsule, name) }.cast::<DLManagedTensorVersioned>();
+    let managed =
+        unsafe { ffi::PyCapsule_GetPointer(capsule, name) }.cast::<DLManagedTensorVersioned>();
     if managed.is_null() {
         return;
     }

@@ -167,7 +167,9 @@ fn scalar_value<'py>(py: Python<'py>, s: Scalar, b: &[u8]) -> PyResult<Bound<'py
         }
         // as `struct` unpacks 'Np': a length byte (at most N - 1), then the bytes
         PascalString(n) => {
-            let len = b.first().map_or(0, |&l| usize::from(l).min(n.saturating_sub(1)));
+            let len = b
+                .first()
+                .map_or(0, |&l| usize::from(l).min(n.saturating_sub(1)));
             PyBytes::new(py, &b[1.min(b.len())..(1 + len).min(b.len())]).into_any()
         }
     };
