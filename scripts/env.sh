@@ -1,5 +1,5 @@
 # Source this file (`. scripts/env.sh`): it creates the local virtualenv `.venv` on first use
-# (numpy, pytest, maturin) and exports what a Rust program embedding CPython needs to find
+# (numpy, pytest, maturin; in the default venv also jax, jaxlib, Pillow, pyarrow) and exports what a Rust program embedding CPython needs to find
 # that interpreter, its shared library and the venv's site-packages.
 #
 # PYBUF_PYTHON selects the base interpreter (default: python3.11 from pyenv, else python3);
@@ -23,6 +23,18 @@ if [ ! -x "$PYBUF_VENV/bin/python" ] || ! "$PYBUF_VENV/bin/python" -c 'import nu
   "$PYBUF_PYTHON" -m venv "$PYBUF_VENV" >&2 || return 1
   "$PYBUF_VENV/bin/python" -m pip install --quiet --upgrade pip >&2 || return 1
   "$PYBUF_VENV/bin/python" -m pip install --quiet numpy pytest maturin typing_extensions >&2 || return 1
+fi
+
+# The array-interchange peers, for the embedding tests only (tests/export_jax.rs, and the
+# DLPack / array-interface tests that read jax, Pillow and pyarrow objects): installed into the
+# default venv, which the Rust tests embed. The per-version pytest venvs need numpy only.
+# (find_spec, not import: importing jax takes seconds, and this file is sourced often.)
+if [ "$PYBUF_VENV" = "$_pybuf_root/.venv" ] && ! "$PYBUF_VENV/bin/python" -c '
+import importlib.util, sys
+sys.exit(any(importlib.util.find_spec(m) is None for m in ("jax", "jaxlib", "PIL", "pyarrow")))
+' 2>/dev/null; then
+  echo "pybuf: installing jax, jaxlib, Pillow and pyarrow into $PYBUF_VENV" >&2
+  "$PYBUF_VENV/bin/python" -m pip install --quiet jax jaxlib Pillow pyarrow >&2 || return 1
 fi
 
 # PyO3's build script asks this interpreter for its version and library; the embedded

@@ -1,5 +1,7 @@
-//! Export of Rust memory to Python as a buffer: `numpy.asarray(x)`, `memoryview(x)`,
-//! `bytes(x)` and every other consumer of the buffer protocol read it without a copy.
+//! Export of Rust memory to Python: `numpy.asarray(x)`, `memoryview(x)`, `bytes(x)` and every
+//! other consumer of the buffer protocol read it without a copy, and so do DLPack consumers
+//! (`numpy.from_dlpack(x)`, `jax.numpy.from_dlpack(x)`, ...) and those of numpy's array
+//! interface.
 //!
 //! One safe call turns a `Vec<T>`, a `Box<[T]>`, an [`ndarray::Array`] of any dimension and
 //! layout (C or Fortran order, transposed, sliced with steps, negative strides, 0-d) or a
@@ -47,8 +49,68 @@
 //!
 //! Writable exports of types with invalid bit patterns (`bool`, records holding one) are
 //! validated before Rust sees the data again ([`Error::InvalidValue`] if Python wrote, say, a
-//! `2` into a `bool`). Struct padding bytes are zeroed at export, so Python never reads
-//! uninitialized memory.
+//! `2` into a `bool`). Struct padding bytes are zeroed at export (those of the elements a
+//! strided array hides too), so Python never reads uninitialized memory.
+//!
+//! A "view" above is anything a consumer holds on the memory: a buffer-protocol view (a
+//! `memoryview`, a numpy array made by `numpy.asarray`), a DLPack tensor whose deleter has not
+//! run, or an array-interface pin (below). [`Exported::view_count`] and the Python attribute
+//! `views` count them all.
+//!
+//! # In Python
+//!
+//! Besides the buffer protocol, a `pybuf.ExportedBuffer` has what a user expects of a returned
+//! array, without pybuf depending on numpy:
+//!
+//! | | |
+//! |---|---|
+//! | `shape`, `strides`, `format`, `itemsize`, `ndim`, `nbytes`, `readonly` | as `memoryview(x)` has them (tuples; strides in bytes) |
+//! | `len(x)` | the first dimension; `TypeError` for 0-d, as numpy |
+//! | `x.tolist()` | numpy's `np.asarray(x).tolist()`: `int`, `float`, `complex`, `bool`, `bytes`; nested lists; tuples for records (a sub-array *field* is a list, where numpy gives an array) |
+//! | `repr(x)` | `pybuf.ExportedBuffer([[0.0, 1.0], [2.0, 3.0]], dtype=float64, shape=(2, 2), readonly)`, summarized beyond 1000 elements |
+//! | `x.views` | the live views |
+//! | `x.__array_interface__` | numpy's array interface, version 3 |
+//! | `x.__dlpack__(...)`, `x.__dlpack_device__()` | DLPack |
+//!
+//! [`Exported::to_numpy`] returns a real `numpy.ndarray` on the memory, importing numpy when
+//! it is called ([`Error::NumpyUnavailable`] without it).
+//!
+//! # DLPack
+//!
+//! `x.__dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None)` follows the
+//! Python array API standard. A consumer that passes `max_version=(1, n)` or later gets a
+//! versioned capsule (`"dltensor_versioned"`, DLPack 1.0 or 1.1, the `READ_ONLY` flag set for
+//! read-only exports); any other gets a legacy capsule (`"dltensor"`), which cannot say
+//! "read-only", so read-only memory is refused there ([`Error::DLPackReadOnly`], as numpy
+//! does; jax asks for legacy capsules). `stream` must be `None` (host memory has none,
+//! [`Error::DLPackStream`]); `dl_device` must be `None` or `(1, 0)`, the host
+//! ([`Error::DLPackDevice`]); `copy=True` hands the consumer a C-order copy it owns
+//! (`IS_COPIED`, writable). Sub-array items become trailing axes (`[f32; 3]` items are an
+//! `(n, 3)` float32 tensor); records, byte strings and data in the other byte order have no
+//! DLPack type ([`Error::DLPackDtype`]). Strides are exact (any order, negative, 0-d, empty);
+//! `byte_offset` is 0, and the data address is that of the first element, as numpy does.
+//!
+//! The memory stays alive and counted as a view until the consumer calls the tensor's deleter
+//! (or the capsule, never consumed, is destroyed). The capsule holds no reference to the
+//! Python object, only to the export's data and bookkeeping: the deleter never touches the
+//! interpreter and only takes the export's own lock for a decrement, so consumers may call it
+//! from any thread, with or without the interpreter, even after the Python object is gone (it
+//! then frees the data). The C structures are in [`crate::dlpack`].
+//!
+//! # The array interface
+//!
+//! `x.__array_interface__` is what numpy's own `__array_interface__` of `np.asarray(x)` is
+//! (`shape`, `strides` — `None` when C-contiguous —, `typestr`, `descr`, `version` 3), except
+//! for `data`. A consumer of the interface keeps a reference to an object and never says when
+//! it is done with the address: numpy keeps the `data` object as its array's base when `data`
+//! is a buffer object, and the object it read the attribute from when `data` is an `(address,
+//! readonly)` tuple. With a tuple, nothing would stop Rust from taking the data back under such
+//! an array. So `data` is a new `pybuf.ExportPin` on each access, with `offset` to the first
+//! element: the pin is counted as a view for as long as it lives — from the attribute access
+//! until the dict and every array numpy built from it are gone — and its buffer is the bytes
+//! from the lowest to the highest element. It is writable when the export is, except when
+//! those bytes include elements the export does not show (a strided array) of a type with
+//! invalid bit patterns, which Rust would never validate.
 
 mod dlpack;
 mod interface;
