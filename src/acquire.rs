@@ -54,7 +54,7 @@ pub(crate) fn typed<T: Element, D: Dimension>(
             }
         }
     }
-    general::<T, D>(filled.record(obj, None, false))
+    general::<T, D>(filled.record(obj, None, true))
 }
 
 /// Every step, in order, for an acquisition the fast path of [`typed`] did not accept.
