@@ -251,7 +251,10 @@ impl State {
             Buf::At(offset) => (self.data.ptr as usize + GUARD).wrapping_add_signed(*offset) as _,
             Buf::Null => ptr::null_mut(),
             Buf::Address(a) => *a as _,
-            Buf::Table(_) => self.table.as_ref().map_or(ptr::null_mut(), |t| t.ptr.cast()),
+            Buf::Table(_) => self
+                .table
+                .as_ref()
+                .map_or(ptr::null_mut(), |t| t.ptr.cast()),
         }
     }
 
@@ -294,7 +297,10 @@ impl State {
                 self.spec.readonly
             };
             v.ndim = self.spec.ndim;
-            v.format = self.format.as_ref().map_or(ptr::null_mut(), |f| f.ptr.cast());
+            v.format = self
+                .format
+                .as_ref()
+                .map_or(ptr::null_mut(), |f| f.ptr.cast());
             v.shape = self.shape.as_ref().map_or(ptr::null_mut(), |s| s.ptr);
             v.strides = self.strides.as_ref().map_or(ptr::null_mut(), |s| s.ptr);
             v.suboffsets = self.suboffsets.as_ref().map_or(ptr::null_mut(), |s| s.ptr);
@@ -465,7 +471,7 @@ fn exporter_type(py: Python<'_>) -> &Bound<'_, PyType> {
             name: c"hostile.Exporter".as_ptr(),
             basicsize: std::mem::size_of::<ExporterObject>() as c_int,
             itemsize: 0,
-            flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+            flags: ffi::Py_TPFLAGS_DEFAULT as _,
             slots: slots.as_mut_ptr(),
         };
         // SAFETY: attached; the spec and slots are valid for the call (CPython copies the

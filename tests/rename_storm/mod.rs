@@ -127,7 +127,8 @@ pub fn run(batches: usize, per_batch: usize) {
             calls += 3 * per_batch + 3 * per_batch.min(10) + 2;
             drop(any);
         }
-        py.run(c"stop.set(); thread.join()", Some(&g), None).unwrap();
+        py.run(c"stop.set(); thread.join()", Some(&g), None)
+            .unwrap();
         let renames: usize = py
             .eval(c"progress[0]", Some(&g), None)
             .unwrap()
