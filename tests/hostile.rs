@@ -1,15 +1,18 @@
-//! Hostile exporters (issue 17): a Python type whose raw `bf_getbuffer` fills `Py_buffer` with
-//! adversarial values, one case per test. Every case acquires through several `Buffer<T, D>`
-//! types, `get_mut` and `AnyBuffer`, then exercises `shape()`, `len()`, `format()`, `Debug`,
-//! `to_vec()`, `read()` and `item()` where acquisition succeeded. The outcome must be a clear
+//! Hostile exporters (issue 17): `hostile.Exporter`, a Python type whose raw `bf_getbuffer`
+//! fills `Py_buffer` with adversarial values (`tests/hostile_exporter`), one case per test.
+//! Every case acquires through several `Buffer<T, D>` types, `get_mut` and `AnyBuffer`, then
+//! exercises `shape()`, `len()`, `format()`, `Debug`, `to_vec()`, `read()`, `item()` and the
+//! writes where acquisition succeeded (`tests/hostile_harness`). The outcome must be a clear
 //! error (the named `pybuf::Error` variant, with a message that says what the exporter
-//! actually sent) or the values Python's own `memoryview` reports; never a panic. Each case
-//! collects all its failures and reports them together, and ends by checking that every
-//! successful `getbuffer` was released exactly once and no failed one ever.
+//! actually sent) or the values Python's own `memoryview` reports; never a panic, and clean
+//! under valgrind. Each case collects all its failures and reports them together, and ends by
+//! checking that every successful `getbuffer` was released exactly once and no failed one
+//! ever (after `pybuf::flush_releases`).
 //!
-//! The deep-format case runs in a child process with a time limit, so a hang fails that
-//! test instead of the whole suite. The read-only-name regression of issue 12 (finding 1) is
-//! at the end: a Python thread renames a numpy subclass while Rust builds `ReadOnly` errors.
+//! Formats that could make pybuf run for ever run in a child process with a time limit, so a
+//! hang fails that test instead of the whole suite. The read-only-name regression of issue 12
+//! (finding 1) is at the end: a Python thread renames a numpy subclass while Rust builds
+//! `ReadOnly` errors.
 
 mod common;
 mod hostile_exporter;

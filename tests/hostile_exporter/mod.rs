@@ -212,7 +212,7 @@ impl State {
         };
         let table = match &spec.buf {
             Buf::Table(rows) => {
-                // SAFETY: the offsets are within the data allocation (the test's spec).
+                // addresses inside the data allocation (the test's offsets)
                 let base = data.ptr as usize + GUARD;
                 Some(Raw::new(
                     rows.iter()
