@@ -908,7 +908,7 @@ fn format_rewritten_after_acquisition() {
                 Ok(f) if f == "B" => {}
                 other => c.fail(&label, format!("Buffer::format() {other:?}, validated 'B'")),
             }
-            match attempt(|| any.format().into_owned()) {
+            match attempt(|| any.format().to_string()) {
                 Ok(f) if f == "B" => {}
                 other => c.fail(
                     &label,

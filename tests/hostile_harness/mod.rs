@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::common;
-use crate::hostile_exporter::{Exporter, Spec};
+use crate::hostile_exporter::{Exporter, Spec, TYPE_NAME};
 
 // ---------------------------------------------------------------------------------------------
 // Expectations
@@ -120,6 +120,30 @@ pub fn variant(e: &Error) -> &'static str {
         Error::ExportTaken => "ExportTaken",
         Error::Python(_) => "Python",
         _ => "(a newer variant)",
+    }
+}
+
+/// An error of acquisition: what `want` describes, and, for the variants whose message says
+/// where the buffer came from, naming the exporter's type (recorded while attached).
+fn check_acquisition_error(e: &Error, want: &Want) -> Result<(), String> {
+    let names_exporter = matches!(
+        e,
+        Error::NotABuffer { .. }
+            | Error::Refused { .. }
+            | Error::ReadOnly { .. }
+            | Error::Format { .. }
+            | Error::ElementType { .. }
+            | Error::ByteOrder { .. }
+            | Error::Dimensions { .. }
+            | Error::InvalidLayout { .. }
+    );
+    let quoted = format!("'{TYPE_NAME}'");
+    match check_error(e, want) {
+        Ok(()) if names_exporter && !e.to_string().contains(&quoted) => Err(format!(
+            "message does not name the exporter {quoted}; got {}: {e}",
+            variant(e)
+        )),
+        result => result,
     }
 }
 
@@ -300,7 +324,7 @@ impl<'py> Case<'py> {
         match got {
             Err(panic) => self.fail(&label, panic),
             Ok(Err(e)) => {
-                if let Err(problem) = check_error(&e, &want) {
+                if let Err(problem) = check_acquisition_error(&e, &want) {
                     self.fail(&label, problem);
                 }
                 if let Err(panic) = attempt(|| PyErr::from(e)) {
@@ -543,7 +567,7 @@ impl<'py> Case<'py> {
         let any = match got {
             Err(panic) => return self.fail(label, panic),
             Ok(Err(e)) => {
-                if let Err(problem) = check_error(&e, &want) {
+                if let Err(problem) = check_acquisition_error(&e, &want) {
                     self.fail(label, problem);
                 }
                 return;
@@ -561,7 +585,7 @@ impl<'py> Case<'py> {
             self.fail(label, format!("Debug: {p}"));
         }
         let format = self.spec_format();
-        match attempt(|| any.format().into_owned()) {
+        match attempt(|| any.format().to_string()) {
             Ok(f) if f == format => {}
             Ok(f) => self.fail(
                 label,
@@ -617,7 +641,7 @@ impl<'py> Case<'py> {
         match attempt(|| any.typed::<u8, IxDyn>()) {
             Err(p) => self.fail(&typed_label, p),
             Ok(Err(e)) => {
-                if let Err(problem) = check_error(&e, &typed) {
+                if let Err(problem) = check_acquisition_error(&e, &typed) {
                     self.fail(&typed_label, problem);
                 }
             }
