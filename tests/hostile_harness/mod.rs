@@ -740,8 +740,8 @@ impl<'py> Case<'py> {
 /// Set in a child process to the name of the one test it runs.
 pub const CHILD: &str = "PYBUF_HOSTILE_CHILD";
 
-/// Generous: the fixed matcher takes microseconds; a hang is what this catches.
-pub const CHILD_LIMIT: Duration = Duration::from_secs(60);
+/// Generous (the inputs take milliseconds when handled right): only a hang reaches it.
+pub const CHILD_LIMIT: Duration = Duration::from_secs(30);
 
 /// Whether this process is the child started for test `name`.
 pub fn is_child(name: &str) -> bool {
