@@ -32,6 +32,7 @@ pub enum Want {
     OkOr(ErrWant),
 }
 
+/// An expected error: its variant and what its message must (not) say.
 #[derive(Clone, Debug, Default)]
 pub struct ErrWant {
     /// The acceptable variants (empty: any).
@@ -44,6 +45,7 @@ pub struct ErrWant {
     pub lacks: Vec<&'static str>,
 }
 
+/// An error of one of `variants` (names of `pybuf::Error` variants).
 pub fn err(variants: &'static [&'static str]) -> Want {
     Want::Err(ErrWant {
         variants,
@@ -52,24 +54,28 @@ pub fn err(variants: &'static [&'static str]) -> Want {
 }
 
 impl Want {
+    /// Success is right too.
     pub fn or_ok(self) -> Want {
         match self {
             Want::Err(e) | Want::OkOr(e) => Want::OkOr(e),
             Want::Ok => Want::Ok,
         }
     }
+    /// The message must contain `s`.
     pub fn has(mut self, s: &'static str) -> Want {
         if let Want::Err(e) | Want::OkOr(e) = &mut self {
             e.has.push(s);
         }
         self
     }
+    /// The message must contain one of `any`.
     pub fn has_any(mut self, any: &'static [&'static str]) -> Want {
         if let Want::Err(e) | Want::OkOr(e) = &mut self {
             e.has_any.push(any);
         }
         self
     }
+    /// The message must not contain `s`.
     pub fn lacks(mut self, s: &'static str) -> Want {
         if let Want::Err(e) | Want::OkOr(e) = &mut self {
             e.lacks.push(s);
@@ -97,6 +103,7 @@ pub const STRIDE_NOT_MULTIPLE: &[&str] = &["StrideNotMultiple"];
 pub const MISALIGNED: &[&str] = &["Misaligned"];
 pub const SELF_OVERLAPPING: &[&str] = &["SelfOverlapping"];
 
+/// The name of `e`'s variant, as the expectations spell it.
 pub fn variant(e: &Error) -> &'static str {
     match e {
         Error::NotABuffer { .. } => "NotABuffer",
