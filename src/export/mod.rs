@@ -97,6 +97,21 @@
 //! from any thread, with or without the interpreter, even after the Python object is gone (it
 //! then frees the data). The C structures are in [`crate::dlpack`].
 //!
+//! ```
+//! use pyo3::prelude::*;
+//!
+//! Python::attach(|py| -> PyResult<()> {
+//!     let x = pybuf::export::from_vec_mut(py, vec![1.0f32, 2.0, 3.0])?;
+//!     let a = py.import("numpy")?.call_method1("from_dlpack", (&x,))?; // no copy
+//!     a.set_item(0, 10.0)?;
+//!     assert_eq!(x.view_count(), 1); // until numpy calls the deleter
+//!     drop(a);
+//!     assert_eq!(x.try_into_inner()?, [10.0, 2.0, 3.0]);
+//!     Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
 //! # The array interface
 //!
 //! `x.__array_interface__` is what numpy's own `__array_interface__` of `np.asarray(x)` is
