@@ -41,20 +41,52 @@ const DEFAULT_N: usize = 20_000;
 const WARMUP: usize = 100;
 /// Live borrows of other arrays held during the `read()` / `readonly()` rows.
 const LIVE_OTHERS: [usize; 3] = [1_000, 10_000, 100_000];
+/// Freshly built sets of those live borrows each of these rows is averaged over. A
+/// randomized registry (a treap) has a different shape, and so a different mean depth, each
+/// time it is built: one set alone gives counts that move by about ±5 % with anything that
+/// changes its random draws (such as `--n`).
+const LIVE_SEGMENTS: [usize; 3] = [16, 16, 4];
 /// Live borrows of the same array held during the last `read()` / `readonly()` row.
 const LIVE_SAME: usize = 1_000;
+/// Sets of those the row is averaged over: more than for other arrays, because every new
+/// borrow of the same array lands at the same place among them (only the shape averages).
+const SAME_SEGMENTS: usize = 64;
 /// Environment variable naming callgrind's `--callgrind-out-file` (set by the script).
 const OUT_VAR: &str = "ICOUNT_CALLGRIND_OUT";
 
-/// The Python side: created before anything is counted.
-const DATA: &std::ffi::CStr = c"
+/// Held arrays the borrow rows take turns on (see [`data`]).
+const PROBES: usize = 256;
+
+/// The Python side, created before anything is counted.
+///
+/// Borrows on held handles are measured on `PROBES` arrays in turn, spread over the
+/// allocation (and so the address) order; the live borrows are of the other arrays, shuffled
+/// so that any prefix of them is spread over the addresses too. A registry keyed by address
+/// costs more at some positions than at others: this averages over positions instead of
+/// measuring one by chance.
+fn data(py: Python<'_>) -> Bound<'_, pyo3::types::PyModule> {
+    let live = LIVE_OTHERS[LIVE_OTHERS.len() - 1];
+    let code = format!(
+        "
+import random
+
 import numpy as np
+
 a8 = np.arange(8, dtype=np.float64)
 a34 = np.arange(12, dtype=np.float64).reshape(3, 4)
 b16 = bytes(range(16))
 ba16 = bytearray(range(16))
-others = [np.zeros(16) for _ in range(100_000)]
-";
+
+arrays = [np.zeros(16) for _ in range({live} + {PROBES})]
+probes = arrays[:: len(arrays) // {PROBES}][:{PROBES}]
+probe_ids = {{id(a) for a in probes}}
+others = [a for a in arrays if id(a) not in probe_ids]
+random.Random(0).shuffle(others)
+del arrays, probe_ids
+"
+    );
+    common::module(py, &CString::new(code).unwrap())
+}
 
 /// The loop every counted variant runs in: `f(i)` for `i` in `0..n`, with `i` opaque to
 /// the optimizer.
@@ -76,29 +108,57 @@ struct Harness {
     n: usize,
     mode: Mode,
     instrumenting: bool,
-    /// Variants measured so far (names the dumps).
-    measured: usize,
+    /// Dumps taken so far (callgrind numbers them from 1).
+    dumps_taken: usize,
     rows: Vec<Row>,
 }
 
 impl Harness {
     /// Instructions per call of `f`, or `None` in a smoke run.
-    fn measure(&mut self, mut f: impl FnMut(usize)) -> Option<f64> {
-        repeat(WARMUP, &mut f);
-        let Mode::Count(dumps) = &mut self.mode else {
-            return None;
-        };
-        if !self.instrumenting {
-            callgrind::start_instrumentation();
-            self.instrumenting = true;
+    fn measure(&mut self, f: impl FnMut(usize)) -> Option<f64> {
+        self.measure_each(1, || (), f)
+    }
+
+    /// Instructions per call of `f`, counted in `segments` loops of `n / segments`
+    /// iterations, each after a fresh `setup()` whose result lives through its loop
+    /// (uncounted, like the warm-up). The count is the mean over the states `setup` builds.
+    fn measure_each<S>(
+        &mut self,
+        mut segments: usize,
+        mut setup: impl FnMut() -> S,
+        mut f: impl FnMut(usize),
+    ) -> Option<f64> {
+        if matches!(self.mode, Mode::Smoke) {
+            segments = 1;
         }
-        self.measured += 1;
-        let trigger = CString::new(format!("icount-{}", self.measured)).unwrap();
-        callgrind::zero_stats();
-        repeat(self.n, &mut f);
-        let total = dumps.take(&trigger).unwrap_or_else(|e| panic!("{e}"));
-        assert!(total > 0, "callgrind counted nothing: is instrumentation on?");
-        Some(total as f64 / self.n as f64)
+        let per_segment = (self.n / segments).max(1);
+        let mut total = 0u64;
+        for _ in 0..segments {
+            let state = setup();
+            repeat(WARMUP, &mut f);
+            let Mode::Count(dumps) = &mut self.mode else {
+                continue;
+            };
+            if !self.instrumenting {
+                callgrind::start_instrumentation();
+                self.instrumenting = true;
+            }
+            self.dumps_taken += 1;
+            let trigger = CString::new(format!("icount-{}", self.dumps_taken)).unwrap();
+            callgrind::zero_stats();
+            repeat(per_segment, &mut f);
+            let counted = dumps.take(&trigger).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                counted > 0,
+                "callgrind counted nothing: is instrumentation on?"
+            );
+            total += counted;
+            drop(state);
+        }
+        match self.mode {
+            Mode::Count(_) => Some(total as f64 / (segments * per_segment) as f64),
+            Mode::Smoke => None,
+        }
     }
 
     /// Starts the row for operation `op`.
@@ -118,7 +178,19 @@ struct RowBuilder<'h> {
 impl RowBuilder<'_> {
     /// Measures `f` as `imp`'s variant of this row's operation.
     fn run(self, imp: Imp, f: impl FnMut(usize)) -> Self {
-        let per_op = self.h.measure(f);
+        self.run_each(imp, 1, || (), f)
+    }
+
+    /// [`run`](Self::run) with [`Harness::measure_each`]'s segments and setup.
+    fn run_each<S>(
+        self,
+        imp: Imp,
+        segments: usize,
+        setup: impl FnMut() -> S,
+        f: impl FnMut(usize),
+    ) -> Self {
+        let first_dump = self.h.dumps_taken + 1;
+        let per_op = self.h.measure_each(segments, setup, f);
         let row = self.h.rows.last_mut().unwrap();
         assert!(
             !row.cells.iter().any(|(i, _)| *i == imp),
@@ -127,7 +199,11 @@ impl RowBuilder<'_> {
         );
         row.cells.push((imp, per_op));
         if let Some(x) = per_op {
-            eprintln!("icount: {:>10.1}  {:?}  {}", x, imp, row.op);
+            let dumps = match self.h.dumps_taken {
+                last if last == first_dump => format!("{last}"),
+                last => format!("{first_dump}-{last}"),
+            };
+            eprintln!("icount: dump {dumps:>5}: {x:>8.1}  {imp:?}  {}", row.op);
         }
         self
     }
@@ -154,12 +230,15 @@ fn main() {
         n,
         mode,
         instrumenting: false,
-        measured: 0,
+        dumps_taken: 0,
         rows: Vec::new(),
     };
     let loop_overhead = h.measure(|i| {
         black_box(i);
     });
+    if let Some(x) = loop_overhead {
+        eprintln!("icount: dump     1: {x:>8.1}  the empty loop");
+    }
     let versions = Python::attach(|py| run_all(py, &mut h));
 
     match h.mode {
@@ -196,20 +275,24 @@ fn versions(py: Python<'_>) -> String {
 
 /// Every row, in table order. Returns the interpreter and numpy versions.
 fn run_all(py: Python<'_>, h: &mut Harness) -> String {
-    let data = common::module(py, DATA);
+    let data = data(py);
     let a8 = common::attr(&data, "a8");
     let a34 = common::attr(&data, "a34");
     let b16 = common::attr(&data, "b16");
     let ba16 = common::attr(&data, "ba16");
-    let others: Vec<Bound<'_, PyAny>> = common::attr(&data, "others")
-        .try_iter()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let list = |name: &str| -> Vec<Bound<'_, PyAny>> {
+        common::attr(&data, name)
+            .try_iter()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let probes = list("probes");
+    let others = list("others");
     assert!(others.len() >= LIVE_OTHERS[LIVE_OTHERS.len() - 1]);
 
     acquisition(h, &a8, &a34, &b16, &ba16);
-    borrow(h, &a8, &others);
+    borrow(h, &a8, &probes, &others);
     element_access(h, &a8);
     versions(py)
 }
@@ -321,9 +404,14 @@ fn acquisition(
         });
 }
 
-/// Acquire + borrow + release, and borrow + release on a held handle with 0 to 100,000
+/// Acquire + borrow + release, and borrow + release on held handles with 0 to 100,000
 /// other borrows live.
-fn borrow(h: &mut Harness, a8: &Bound<'_, PyAny>, others: &[Bound<'_, PyAny>]) {
+fn borrow(
+    h: &mut Harness,
+    a8: &Bound<'_, PyAny>,
+    probes: &[Bound<'_, PyAny>],
+    others: &[Bound<'_, PyAny>],
+) {
     h.row("`get` + `read()` + drop vs `extract::<PyReadonlyArray1<f64>>()`, 8 × f64")
         .run(Imp::RustNumpy, |_| {
             let ro = black_box(a8)
@@ -347,18 +435,24 @@ fn borrow(h: &mut Harness, a8: &Bound<'_, PyAny>, others: &[Bound<'_, PyAny>]) {
             drop(black_box(buf.write().unwrap()));
         });
 
-    // Borrows on a held handle (pybuf) and an already-cast array (rust-numpy).
-    let held = Buffer1::<f64>::get(a8).unwrap();
+    // Borrows on held handles (pybuf) and already-cast arrays (rust-numpy): the probes in
+    // turn (see [`data`]).
+    let held: Vec<Buffer1<f64>> = probes.iter().map(|p| Buffer1::get(p).unwrap()).collect();
+    let held_np: Vec<&Bound<'_, PyArray1<f64>>> = probes
+        .iter()
+        .map(|p| p.cast::<PyArray1<f64>>().unwrap())
+        .collect();
+    let k = held.len();
+    h.row("`read()` on a held handle vs `readonly()`, no other borrow live")
+        .run(Imp::RustNumpy, |i| {
+            drop(black_box(black_box(&held_np)[i % k].readonly()))
+        })
+        .run(Imp::Pybuf, |i| {
+            drop(black_box(black_box(&held)[i % k].read().unwrap()))
+        });
+
     let held_mut = Buffer1::<f64>::get_mut(a8).unwrap();
     let np8 = a8.cast::<PyArray1<f64>>().unwrap();
-    let read_row = |h: &mut Harness, op: &str| {
-        h.row(op)
-            .run(Imp::RustNumpy, |_| drop(black_box(black_box(np8).readonly())))
-            .run(Imp::Pybuf, |_| {
-                drop(black_box(black_box(&held).read().unwrap()))
-            });
-    };
-    read_row(h, "`read()` on a held handle vs `readonly()`, no other borrow live");
     h.row("`write()` on a held handle vs `readwrite()`, no other borrow live")
         .run(Imp::RustNumpy, |_| {
             drop(black_box(black_box(np8).readwrite()))
@@ -367,47 +461,66 @@ fn borrow(h: &mut Harness, a8: &Bound<'_, PyAny>, others: &[Bound<'_, PyAny>]) {
             drop(black_box(black_box(&held_mut).write().unwrap()))
         });
 
-    {
-        // Live shared borrows of other arrays, on both sides at once (each library sees only
-        // its own), grown in steps. Acquiring the handles borrows nothing.
-        let max = LIVE_OTHERS[LIVE_OTHERS.len() - 1];
-        let handles: Vec<Buffer1<f64>> = others[..max]
-            .iter()
-            .map(|o| Buffer1::get(o).unwrap())
-            .collect();
-        let mut guards = Vec::with_capacity(max);
-        let mut np_guards = Vec::with_capacity(max);
-        for live in LIVE_OTHERS {
-            let have = guards.len();
-            guards.extend(handles[have..live].iter().map(|b| b.read().unwrap()));
-            np_guards.extend(
-                others[have..live]
+    // Live shared borrows of other arrays, on both sides at once (each library sees only its
+    // own). Acquiring the handles borrows nothing.
+    let handles: Vec<Buffer1<f64>> = others[..LIVE_OTHERS[LIVE_OTHERS.len() - 1]]
+        .iter()
+        .map(|o| Buffer1::get(o).unwrap())
+        .collect();
+    for (live, segments) in LIVE_OTHERS.into_iter().zip(LIVE_SEGMENTS) {
+        h.row(&format!(
+            "`read()` on a held handle vs `readonly()`, {} live borrows of other arrays",
+            report::thousands(live)
+        ))
+        .run_each(
+            Imp::RustNumpy,
+            segments,
+            || {
+                others[..live]
                     .iter()
-                    .map(|o| o.cast::<PyArray1<f64>>().unwrap().readonly()),
-            );
-            read_row(
-                h,
-                &format!(
-                    "`read()` on a held handle vs `readonly()`, {} live borrows of other arrays",
-                    report::thousands(live)
-                ),
-            );
-        }
-    }
-    {
-        // Live shared borrows of the same array, each through its own handle.
-        let handles: Vec<Buffer1<f64>> =
-            (0..LIVE_SAME).map(|_| Buffer1::get(a8).unwrap()).collect();
-        let _guards: Vec<_> = handles.iter().map(|b| b.read().unwrap()).collect();
-        let _np_guards: Vec<_> = (0..LIVE_SAME).map(|_| np8.readonly()).collect();
-        read_row(
-            h,
-            &format!(
-                "`read()` on a held handle vs `readonly()`, {} live borrows of the same array",
-                report::thousands(LIVE_SAME)
-            ),
+                    .map(|o| o.cast::<PyArray1<f64>>().unwrap().readonly())
+                    .collect::<Vec<_>>()
+            },
+            |i| drop(black_box(black_box(&held_np)[i % k].readonly())),
+        )
+        .run_each(
+            Imp::Pybuf,
+            segments,
+            || {
+                handles[..live]
+                    .iter()
+                    .map(|b| b.read().unwrap())
+                    .collect::<Vec<_>>()
+            },
+            |i| drop(black_box(black_box(&held)[i % k].read().unwrap())),
         );
     }
+    drop(handles);
+
+    // Live shared borrows of the same array, each through its own handle.
+    let handles: Vec<Buffer1<f64>> = (0..LIVE_SAME).map(|_| Buffer1::get(a8).unwrap()).collect();
+    let held8 = Buffer1::<f64>::get(a8).unwrap();
+    h.row(&format!(
+        "`read()` on a held handle vs `readonly()`, {} live borrows of the same array",
+        report::thousands(LIVE_SAME)
+    ))
+    .run_each(
+        Imp::RustNumpy,
+        SAME_SEGMENTS,
+        || (0..LIVE_SAME).map(|_| np8.readonly()).collect::<Vec<_>>(),
+        |_| drop(black_box(black_box(np8).readonly())),
+    )
+    .run_each(
+        Imp::Pybuf,
+        SAME_SEGMENTS,
+        || {
+            handles
+                .iter()
+                .map(|b| b.read().unwrap())
+                .collect::<Vec<_>>()
+        },
+        |_| drop(black_box(black_box(&held8).read().unwrap())),
+    );
 }
 
 /// One element: pybuf's safe `item(i)` (no borrow held) against indexing an `ndarray` view

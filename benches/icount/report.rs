@@ -31,6 +31,15 @@ impl Imp {
             Imp::Pybuf => "pybuf",
         }
     }
+
+    /// The name in a ratio's column header.
+    fn short(self) -> &'static str {
+        match self {
+            Imp::Raw => "raw",
+            Imp::View => "view",
+            other => other.column(),
+        }
+    }
 }
 
 /// One operation and its measured variants: instructions per operation, `None` when the
@@ -42,7 +51,10 @@ pub struct Row {
 
 impl Row {
     fn get(&self, imp: Imp) -> Option<f64> {
-        self.cells.iter().find(|(i, _)| *i == imp).and_then(|(_, v)| *v)
+        self.cells
+            .iter()
+            .find(|(i, _)| *i == imp)
+            .and_then(|(_, v)| *v)
     }
 
     fn has(&self, imp: Imp) -> bool {
@@ -85,7 +97,7 @@ pub fn table(rows: &[Row]) -> String {
     }
     s.push_str(" pybuf |");
     for &p in &peers {
-        let _ = write!(s, " ÷ {} |", p.column());
+        let _ = write!(s, " pybuf ÷ {} |", p.short());
     }
     s.push_str("\n|---|");
     s.push_str(&"---:|".repeat(2 * peers.len() + 1));
