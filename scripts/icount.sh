@@ -48,7 +48,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$ICOUNT_CALLG
 lock_version() { awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock; }
 {
   cat "$out/table.md"
-  echo "PyO3 $(lock_version pyo3), rust-numpy $(lock_version numpy), valgrind $(valgrind --version | sed 's/valgrind-//'), pybuf at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')."
+  echo "PyO3 $(lock_version pyo3), rust-numpy $(lock_version numpy), valgrind $(valgrind --version | sed 's/valgrind-//'), commit $(git rev-parse --short HEAD) (src/ last changed in $(git log -1 --format=%h -- src))$(git diff --quiet HEAD -- src || echo ', with uncommitted changes in src/')."
 } >"$out/table.tmp" && mv "$out/table.tmp" "$out/table.md"
 cat "$out/table.md"
 
