@@ -258,9 +258,9 @@ fn main() {
         Mode::Count(_) => {
             println!("{}", report::table(&h.rows));
             println!(
-                "Instructions per operation; {} counted iterations per cell; {versions}. Loop \
-                 overhead included in every cell: {:.1} instructions per iteration.",
-                h.n,
+                "Instructions per operation, {} counted iterations per cell; {versions}. \
+                 Every cell includes the loop's own {:.1} instructions per iteration.",
+                report::thousands(h.n),
                 loop_overhead.unwrap_or(f64::NAN)
             );
         }
