@@ -223,6 +223,7 @@ fn main() {
         Some(k) => args
             .get(k + 1)
             .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
             .expect("--n takes a positive number"),
         None => DEFAULT_N,
     };
