@@ -1,5 +1,5 @@
 # Source this file (`. scripts/env.sh`): it creates the local virtualenv `.venv` on first use
-# (numpy, pytest, maturin) and exports what a Rust program embedding CPython needs to find
+# (numpy, pytest, maturin; jax, jaxlib, Pillow, pyarrow for the interchange tests) and exports what a Rust program embedding CPython needs to find
 # that interpreter, its shared library and the venv's site-packages.
 #
 # PYBUF_PYTHON selects the base interpreter (default: python3.11 from pyenv, else python3);
@@ -18,11 +18,13 @@ if [ -z "${PYBUF_PYTHON:-}" ]; then
 fi
 PYBUF_VENV=${PYBUF_VENV:-$_pybuf_root/.venv}
 
-if [ ! -x "$PYBUF_VENV/bin/python" ] || ! "$PYBUF_VENV/bin/python" -c 'import numpy, pytest' 2>/dev/null; then
+if [ ! -x "$PYBUF_VENV/bin/python" ] || ! "$PYBUF_VENV/bin/python" -c 'import numpy, pytest, jax, PIL, pyarrow' 2>/dev/null; then
   echo "pybuf: setting up $PYBUF_VENV with $PYBUF_PYTHON" >&2
   "$PYBUF_PYTHON" -m venv "$PYBUF_VENV" >&2 || return 1
   "$PYBUF_VENV/bin/python" -m pip install --quiet --upgrade pip >&2 || return 1
   "$PYBUF_VENV/bin/python" -m pip install --quiet numpy pytest maturin typing_extensions >&2 || return 1
+  # DLPack and array-interface peers of the interchange tests.
+  "$PYBUF_VENV/bin/python" -m pip install --quiet jax jaxlib Pillow pyarrow >&2 || return 1
 fi
 
 # PyO3's build script asks this interpreter for its version and library; the embedded

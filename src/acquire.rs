@@ -29,7 +29,7 @@ use crate::element::Element;
 use crate::error::{Error, Expected, Found};
 use crate::format::{self, ItemLayout, Mismatch};
 use crate::layout::{self, Layout};
-use crate::source::{Acquired, Request};
+use crate::source::{Acquired, Request, Source};
 
 /// Acquires `obj` and validates it as a `Buffer<T, D>`.
 #[inline]
@@ -37,7 +37,21 @@ pub(crate) fn typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     request: Request,
 ) -> Result<Buffer<T, D>, Error> {
-    let acquired = Acquired::new_any(obj, request, false)?;
+    validate_typed(Acquired::new_any(obj, request, false)?)
+}
+
+/// Acquires `obj` through one protocol only and validates it as a `Buffer<T, D>`.
+pub(crate) fn typed_from<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    source: Source,
+    request: Request,
+) -> Result<Buffer<T, D>, Error> {
+    validate_typed(Acquired::new_from(obj, source, request, false)?)
+}
+
+/// Steps 2–6 for a `Buffer<T, D>`.
+#[inline]
+fn validate_typed<T: Element, D: Dimension>(acquired: Acquired) -> Result<Buffer<T, D>, Error> {
     check_element::<T, D>(&acquired, None)?;
     check_ndim::<T, D>(&acquired, None)?;
     let layout = read_layout::<D>(&acquired)?;
@@ -47,7 +61,19 @@ pub(crate) fn typed<T: Element, D: Dimension>(
 /// Acquires `obj` for an [`AnyBuffer`]: the layout must be valid; the item is parsed but a
 /// bad format is kept as an error for `item_layout()` and `typed()` to report.
 pub(crate) fn untyped(obj: &Bound<'_, PyAny>, request: Request) -> Result<AnyBuffer, Error> {
-    let acquired = Acquired::new_any(obj, request, true)?;
+    validate_untyped(Acquired::new_any(obj, request, true)?)
+}
+
+/// [`untyped`] through one protocol only.
+pub(crate) fn untyped_from(
+    obj: &Bound<'_, PyAny>,
+    source: Source,
+    request: Request,
+) -> Result<AnyBuffer, Error> {
+    validate_untyped(Acquired::new_from(obj, source, request, true)?)
+}
+
+fn validate_untyped(acquired: Acquired) -> Result<AnyBuffer, Error> {
     let item = parse_item(&acquired).and_then(|item| {
         check_itemsize(&acquired, &item)?;
         Ok(item)
@@ -142,10 +168,7 @@ fn check_element_slow<T: Element, D: Dimension>(
 /// to the exporter's `itemsize`; every other size disagreement is left for
 /// [`check_itemsize`] to report.
 fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
-    let item = acquired
-        .checked_format()
-        .and_then(format::parse)
-        .map_err(|error| Error::Format {
+    let item = acquired.parse_item().map_err(|error| Error::Format {
             type_name: acquired.exporter_name(),
             error: Box::new(error),
         })?;

@@ -14,7 +14,9 @@
 //! validated by `crate::acquire` and `crate::layout`). The release function is called exactly
 //! once, on a thread attached to the main interpreter, or never (after finalization).
 
+pub(crate) mod array_interface;
 pub(crate) mod buffer_protocol;
+pub(crate) mod dlpack;
 mod names;
 
 use std::mem::ManuallyDrop;
@@ -22,10 +24,10 @@ use std::mem::ManuallyDrop;
 use pyo3::{ffi, prelude::*};
 
 use crate::error::Error;
-use crate::format::FormatError;
+use crate::format::{self, FormatError, ItemLayout, Scalar};
 use crate::release::{self, ReleaseFn};
 
-pub(crate) use names::{ExporterName, FormatText};
+pub(crate) use names::{type_name, ExporterName, FormatText};
 
 /// The protocol a buffer was acquired through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +69,10 @@ pub(crate) struct Acquired {
     format: FormatText,
     /// The exporter's type name, recorded at acquisition while attached (see [`ExporterName`]).
     exporter: ExporterName,
+    /// The item, for a source whose element type has no PEP 3118 code (DLPack's bfloat16 and
+    /// the DLPack types no Rust element reads): set by that source alone, so no exporter's
+    /// format string can produce it. `None`: the item is what `format` says.
+    native_item: Option<Scalar>,
 }
 
 // SAFETY: `Acquired` owns its `Py_buffer`: nothing else reads or writes that struct. Reading
@@ -102,18 +108,97 @@ impl Acquired {
             source,
             format,
             exporter,
+            native_item: None,
         }
     }
 
-    /// Acquires from the first source `obj` supports: the buffer protocol, then (when the
-    /// object has no buffer protocol) the other protocols in the documented order.
+    /// States the item directly instead of through the format (see `native_item`).
+    pub(crate) fn with_native_item(mut self, scalar: Scalar) -> Acquired {
+        self.native_item = Some(scalar);
+        self
+    }
+
+    /// Acquires from the first source `obj` supports: the buffer protocol, then, only when
+    /// the object has no buffer protocol at all, `__dlpack__`, `__array_struct__` and
+    /// `__array_interface__`, in that order.
     #[inline]
     pub(crate) fn new_any(
         obj: &Bound<'_, PyAny>,
         request: Request,
         record_name: bool,
     ) -> Result<Acquired, Error> {
-        buffer_protocol::acquire(obj, request, record_name)
+        match buffer_protocol::acquire(obj, request, record_name) {
+            Err(Error::NotABuffer { type_name }) => {
+                Acquired::other_protocols(obj, request, record_name, type_name)
+            }
+            result => result,
+        }
+    }
+
+    /// The protocols after the buffer protocol, for objects without it.
+    #[cold]
+    #[inline(never)]
+    fn other_protocols(
+        obj: &Bound<'_, PyAny>,
+        request: Request,
+        record_name: bool,
+        type_name: String,
+    ) -> Result<Acquired, Error> {
+        // A class is never an array, though it has the protocols' attributes (as descriptors).
+        if obj.is_instance_of::<pyo3::types::PyType>() {
+            return Err(Error::NotABuffer { type_name });
+        }
+        for source in [Source::DLPack, Source::ArrayStruct, Source::ArrayInterface] {
+            if let Some(result) = Acquired::try_source(obj, source, request, record_name) {
+                return result;
+            }
+        }
+        Err(Error::NotABuffer { type_name })
+    }
+
+    /// Acquires through one protocol only (the explicit constructors, such as
+    /// `Buffer::from_dlpack`); [`Error::MissingProtocol`] when `obj` does not implement it.
+    pub(crate) fn new_from(
+        obj: &Bound<'_, PyAny>,
+        source: Source,
+        request: Request,
+        record_name: bool,
+    ) -> Result<Acquired, Error> {
+        Acquired::try_source(obj, source, request, record_name).unwrap_or_else(|| {
+            Err(Error::MissingProtocol {
+                type_name: type_name(obj),
+                protocol: source,
+            })
+        })
+    }
+
+    /// `None` when `obj` does not implement the protocol at all.
+    fn try_source(
+        obj: &Bound<'_, PyAny>,
+        source: Source,
+        request: Request,
+        record_name: bool,
+    ) -> Option<Result<Acquired, Error>> {
+        match source {
+            Source::BufferProtocol => {
+                match buffer_protocol::acquire(obj, request, record_name) {
+                    Err(Error::NotABuffer { .. }) => None,
+                    result => Some(result),
+                }
+            }
+            Source::DLPack => dlpack::acquire(obj, request, record_name),
+            Source::ArrayStruct => array_interface::acquire_struct(obj, request, record_name),
+            Source::ArrayInterface => array_interface::acquire_dict(obj, request, record_name),
+        }
+    }
+
+    /// The item the format describes, or the item the source stated directly. Format
+    /// errors are the parser's; the exporter's bytes were copied at acquisition.
+    pub(crate) fn parse_item(&self) -> Result<ItemLayout, FormatError> {
+        if let Some(scalar) = self.native_item {
+            return Ok(ItemLayout::scalar(scalar, 1));
+        }
+        self.checked_format().and_then(format::parse)
     }
 
     /// The filled `Py_buffer`.
