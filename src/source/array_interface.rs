@@ -116,7 +116,13 @@ pub(crate) fn acquire_dict(
     Some(iface.and_then(|iface| {
         release::on_acquire(obj.py());
         let description = describe_dict(obj, &iface, request)?;
-        finish(obj, description, request, record_name, Source::ArrayInterface)
+        finish(
+            obj,
+            description,
+            request,
+            record_name,
+            Source::ArrayInterface,
+        )
     }))
 }
 
@@ -201,9 +207,8 @@ fn describe_dict(
         ));
     }
 
-    let typestr = get("typestr")?.ok_or_else(|| {
-        interchange(obj, P, "a 'typestr' entry", "none".to_string())
-    })?;
+    let typestr = get("typestr")?
+        .ok_or_else(|| interchange(obj, P, "a 'typestr' entry", "none".to_string()))?;
     let typestr: String = if let Ok(bytes) = typestr.cast::<PyBytes>() {
         String::from_utf8_lossy(bytes.as_bytes()).into_owned()
     } else if let Ok(text) = typestr.cast::<PyString>() {
@@ -216,21 +221,20 @@ fn describe_dict(
         error: Box::new(error),
     })?;
     let format = match (typed.kind, get("descr")?) {
-        (b'V', Some(descr)) if !is_default_descr(&descr, &typestr) => {
-            record_format(&descr).map_err(|found| {
+        (b'V', Some(descr)) if !is_default_descr(&descr, &typestr) => record_format(&descr)
+            .map_err(|found| {
                 interchange(
                     obj,
                     P,
                     "'descr' as a list of (name, typestr or descr[, shape]) tuples",
                     found,
                 )
-            })?
-        }
+            })?,
         _ => typed.format,
     };
 
-    let shape_obj = get("shape")?
-        .ok_or_else(|| interchange(obj, P, "a 'shape' entry", "none".to_string()))?;
+    let shape_obj =
+        get("shape")?.ok_or_else(|| interchange(obj, P, "a 'shape' entry", "none".to_string()))?;
     let shape = int_tuple(obj, &shape_obj, "'shape' as a tuple of integers")?;
     let strides = match get("strides")? {
         None => None,
@@ -335,11 +339,9 @@ fn data_buffer(
         drop(PyErr::take(obj.py()));
     }
     match get(ffi::PyBUF_SIMPLE) {
-        Some(_) if writable => {
-            Err(Error::ReadOnly {
-                type_name: type_name(obj),
-            })
-        }
+        Some(_) if writable => Err(Error::ReadOnly {
+            type_name: type_name(obj),
+        }),
         Some(view) => Ok(view),
         None => Err(Error::Refused {
             type_name: type_name(holder),
@@ -445,7 +447,7 @@ fn describe_struct(
     };
     let strides = copy(inter.strides).filter(|_| axes > 0);
     let order = if inter.flags & NOTSWAPPED != 0 {
-        b'='
+        b'|'
     } else if cfg!(target_endian = "little") {
         b'>'
     } else {
@@ -456,7 +458,9 @@ fn describe_struct(
         type_name: type_name(obj),
         reason: format!("negative itemsize {}", inter.itemsize),
     })?;
-    let typestr = format!("{}{}{}", order as char, kind as char, itemsize);
+    // a type string counts `U` items in characters, `itemsize` in bytes
+    let count = if kind == b'U' { itemsize / 4 } else { itemsize };
+    let typestr = format!("{}{}{}", order as char, kind as char, count);
     let typed = parse_typestr(&typestr).map_err(|error| Error::Format {
         type_name: type_name(obj),
         error: Box::new(error),
@@ -529,16 +533,10 @@ fn finish(
     })?;
     // The byte length the shared checks expect (`len` = items × itemsize); when the shape is
     // negative or overflows, 0, and the shared layout check reports the shape itself.
-    let items = shape.iter().try_fold(1isize, |n, &d| {
-        if d < 0 {
-            None
-        } else {
-            n.checked_mul(d)
-        }
-    });
-    let len = items
-        .and_then(|n| n.checked_mul(itemsize))
-        .unwrap_or(0);
+    let items = shape
+        .iter()
+        .try_fold(1isize, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
+    let len = items.and_then(|n| n.checked_mul(itemsize)).unwrap_or(0);
     let mut state = Box::new(State {
         shape: shape.into_boxed_slice(),
         strides: strides.map(Vec::into_boxed_slice),
@@ -578,7 +576,10 @@ fn finish(
     // not move and is freed only by `release_interface`; the memory itself is kept alive by
     // `obj` (a strong reference), by the held `data` buffer or by the held capsule. No field
     // changes after this point. `release_interface` undoes exactly this.
-    Ok(unsafe { Acquired::new(obj, view, release_interface, source, record_name) })
+    // (the type name is always recorded: next to the protocol's own calls it costs little,
+    // and the shared checks' messages name the exporter)
+    let _ = record_name;
+    Ok(unsafe { Acquired::new(obj, view, release_interface, source, true) })
 }
 
 /// With a data buffer, every item of the array must lie inside it. The layout is read with
@@ -649,8 +650,8 @@ struct TypeStr {
 /// Turns an array-interface type string (`'<f8'`, `'|u1'`, `'>i4'`, `'|V16'`) into the PEP
 /// 3118 format the buffer protocol would give for the same items.
 ///
-/// Every scalar gets an explicit standard-size prefix (`<`, `>`, or `=` for native order and
-/// `|`), so sizes are the standard ones and no alignment is implied. Kinds with a PEP 3118
+/// Every scalar gets an explicit standard-size prefix (`<` or `>`; `|` and `=` become the
+/// machine's), so sizes are the standard ones and no alignment is implied. Kinds with a PEP 3118
 /// code that no Rust type reads (`U` as `w`, `O`, long double `g`) keep that code, and the
 /// shared parser refuses them as it refuses them from buffer exporters.
 fn parse_typestr(typestr: &str) -> Result<TypeStr, FormatError> {
@@ -664,7 +665,8 @@ fn parse_typestr(typestr: &str) -> Result<TypeStr, FormatError> {
     let prefix = match bytes.first() {
         Some(b'<') => '<',
         Some(b'>') => '>',
-        Some(b'|') | Some(b'=') => '=',
+        // native ('not relevant' for one-byte kinds): spelled out, as numpy's buffers do
+        Some(b'|') | Some(b'=') => crate::format::Endian::NATIVE.prefix(),
         _ => return Err(error(0, "a byte order ('<', '>', '|' or '=')")),
     };
     let kind = match bytes.get(1) {
@@ -676,6 +678,13 @@ fn parse_typestr(typestr: &str) -> Result<TypeStr, FormatError> {
             ))
         }
     };
+    if matches!(kind, b'm' | b'M' | b't') {
+        return Err(error(
+            1,
+            "a type kind with a PEP 3118 equivalent (datetimes, timedeltas and bit fields \
+             have none)",
+        ));
+    }
     let digits = &typestr[2..];
     let size: usize = match digits.parse() {
         Ok(size) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => size,
@@ -722,19 +731,13 @@ fn parse_typestr(typestr: &str) -> Result<TypeStr, FormatError> {
                 format: format!("{n}x"),
             })
         }
-        (b'U', n) if n % 4 == 0 => {
+        // the count of `U` is in characters (UCS-4), not bytes
+        (b'U', n) if n <= isize::MAX as usize / 4 => {
             return Ok(TypeStr {
                 kind,
-                size: n,
-                format: format!("{prefix}{}w", n / 4),
+                size: n * 4,
+                format: format!("{prefix}{n}w"),
             })
-        }
-        (b'm' | b'M' | b't', _) => {
-            return Err(error(
-                1,
-                "a type kind with a PEP 3118 equivalent (datetimes, timedeltas and bit \
-                 fields have none)",
-            ))
         }
         _ => return Err(error(2, "an item size that exists for this kind")),
     };
@@ -837,15 +840,17 @@ mod tests {
         let f = |t: &str| parse_typestr(t).map(|t| (t.format, t.size));
         assert_eq!(f("<f8").unwrap(), ("<d".into(), 8));
         assert_eq!(f(">f8").unwrap(), (">d".into(), 8));
-        assert_eq!(f("|u1").unwrap(), ("=B".into(), 1));
-        assert_eq!(f("|b1").unwrap(), ("=?".into(), 1));
+        assert_eq!(f("|u1").unwrap(), ("<B".into(), 1));
+        assert_eq!(f("|b1").unwrap(), ("<?".into(), 1));
+        assert_eq!(f("=f4").unwrap(), ("<f".into(), 4));
         assert_eq!(f("<i8").unwrap(), ("<q".into(), 8));
         assert_eq!(f("<c16").unwrap(), ("<Zd".into(), 16));
         assert_eq!(f("|S5").unwrap(), ("5s".into(), 5));
-        assert_eq!(f("<U3").unwrap_err().position, 2);
-        assert_eq!(f("<U12").unwrap(), ("<3w".into(), 12));
+        assert_eq!(f("<U3").unwrap(), ("<3w".into(), 12));
         assert_eq!(f("|V16").unwrap(), ("16x".into(), 16));
-        for bad in ["", "f8", "<x8", "<f", "<f3", "<f8x", "<M8[ns]", "<i-1", "|t1"] {
+        for bad in [
+            "", "f8", "<x8", "<f", "<f3", "<f8x", "<M8[ns]", "<i-1", "|t1",
+        ] {
             assert!(f(bad).is_err(), "{bad}");
         }
         assert_eq!(f("<x8").unwrap_err().position, 1);

@@ -180,12 +180,10 @@ impl Acquired {
         record_name: bool,
     ) -> Option<Result<Acquired, Error>> {
         match source {
-            Source::BufferProtocol => {
-                match buffer_protocol::acquire(obj, request, record_name) {
-                    Err(Error::NotABuffer { .. }) => None,
-                    result => Some(result),
-                }
-            }
+            Source::BufferProtocol => match buffer_protocol::acquire(obj, request, record_name) {
+                Err(Error::NotABuffer { .. }) => None,
+                result => Some(result),
+            },
             Source::DLPack => dlpack::acquire(obj, request, record_name),
             Source::ArrayStruct => array_interface::acquire_struct(obj, request, record_name),
             Source::ArrayInterface => array_interface::acquire_dict(obj, request, record_name),
