@@ -287,7 +287,8 @@ impl fmt::Display for Error {
                 "expected memory the CPU can read (DLPack device kDLCPU, kDLCUDAHost or \
                  kDLCUDAManaged), got a tensor on {} (device type {device_type}), device \
                  {device_id}, from '{type_name}'",
-                device_name(*device_type)
+                crate::dlpack::DLDeviceType::name(i64::from(*device_type))
+                    .unwrap_or("a device type dlpack.h does not define")
             ),
             Error::Interchange {
                 type_name,
@@ -493,29 +494,6 @@ fn protocol_object(protocol: Source) -> &'static str {
         Source::DLPack => "DLPack tensor",
         Source::ArrayStruct => "__array_struct__ capsule",
         Source::ArrayInterface => "__array_interface__",
-    }
-}
-
-/// The name `dlpack.h` gives a device type.
-fn device_name(device_type: i32) -> &'static str {
-    match device_type {
-        1 => "kDLCPU",
-        2 => "kDLCUDA",
-        3 => "kDLCUDAHost",
-        4 => "kDLOpenCL",
-        7 => "kDLVulkan",
-        8 => "kDLMetal",
-        9 => "kDLVPI",
-        10 => "kDLROCM",
-        11 => "kDLROCMHost",
-        12 => "kDLExtDev",
-        13 => "kDLCUDAManaged",
-        14 => "kDLOneAPI",
-        15 => "kDLWebGPU",
-        16 => "kDLHexagon",
-        17 => "kDLMAIA",
-        18 => "kDLTrn",
-        _ => "an unknown device",
     }
 }
 

@@ -92,6 +92,7 @@ mod any;
 mod borrow;
 mod buffer;
 mod copy;
+pub mod dlpack;
 pub mod element;
 pub mod error;
 pub mod export;
