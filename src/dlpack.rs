@@ -386,7 +386,10 @@ mod tests {
         assert_eq!(offset_of!(DLManagedTensorVersioned, dl_tensor), 32);
         assert_eq!(size_of::<DLManagedTensorVersioned>(), 80);
         assert_eq!(align_of::<DLManagedTensorVersioned>(), 8);
-        assert_eq!(size_of::<Option<unsafe extern "C" fn(*mut DLManagedTensor)>>(), 8);
+        assert_eq!(
+            size_of::<Option<unsafe extern "C" fn(*mut DLManagedTensor)>>(),
+            8
+        );
     }
 
     #[test]
@@ -442,6 +445,9 @@ mod tests {
         let record = crate::format::parse("T{d:x:d:y:}").unwrap();
         assert_eq!(DLDataType::of_item(&record), Err(NoDLPackType::Record));
         let empty = crate::format::parse("(0)d").unwrap();
-        assert_eq!(DLDataType::of_item(&empty), Err(NoDLPackType::EmptySubArray));
+        assert_eq!(
+            DLDataType::of_item(&empty),
+            Err(NoDLPackType::EmptySubArray)
+        );
     }
 }

@@ -44,10 +44,9 @@ use super::array_interface::lookup;
 use super::buffer_protocol::zeroed_view;
 use super::{names::type_name, Acquired, Request, Source};
 use crate::dlpack::{
-    DLDataType, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned, DLTensor,
-    FLAG_IS_COPIED, FLAG_IS_SUBBYTE_TYPE_PADDED, FLAG_READ_ONLY, LEGACY_CAPSULE_NAME,
-    MAJOR_VERSION, MINOR_VERSION, USED_LEGACY_CAPSULE_NAME, USED_VERSIONED_CAPSULE_NAME,
-    VERSIONED_CAPSULE_NAME,
+    DLDataType, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned, DLTensor, FLAG_IS_COPIED,
+    FLAG_IS_SUBBYTE_TYPE_PADDED, FLAG_READ_ONLY, LEGACY_CAPSULE_NAME, MAJOR_VERSION, MINOR_VERSION,
+    USED_LEGACY_CAPSULE_NAME, USED_VERSIONED_CAPSULE_NAME, VERSIONED_CAPSULE_NAME,
 };
 use crate::error::Error;
 use crate::format::{Endian, Scalar, ScalarKind};

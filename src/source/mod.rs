@@ -120,7 +120,8 @@ impl Acquired {
 
     /// Acquires from the first source `obj` supports: the buffer protocol, then, only when
     /// the object has no buffer protocol at all, `__dlpack__`, `__array_struct__` and
-    /// `__array_interface__`, in that order.
+    /// `__array_interface__`, in that order. (An object whose buffer protocol refuses the
+    /// request is tried through `__dlpack__` as well.)
     #[inline]
     pub(crate) fn new_any(
         obj: &Bound<'_, PyAny>,
@@ -128,10 +129,31 @@ impl Acquired {
         record_name: bool,
     ) -> Result<Acquired, Error> {
         match buffer_protocol::acquire(obj, request, record_name) {
+            Ok(acquired) => Ok(acquired),
             Err(Error::NotABuffer { type_name }) => {
                 Acquired::other_protocols(obj, request, record_name, type_name)
             }
-            result => result,
+            Err(refused @ Error::Refused { .. }) => {
+                Acquired::dlpack_after_refusal(obj, request, record_name, refused)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// An exporter that refuses a buffer request but speaks DLPack gets a second chance
+    /// through DLPack: jax refuses buffers of bfloat16, which DLPack carries. When DLPack
+    /// fails too, the buffer protocol's refusal is the error.
+    #[cold]
+    #[inline(never)]
+    fn dlpack_after_refusal(
+        obj: &Bound<'_, PyAny>,
+        request: Request,
+        record_name: bool,
+        refused: Error,
+    ) -> Result<Acquired, Error> {
+        match dlpack::acquire(obj, request, record_name) {
+            Some(Ok(acquired)) => Ok(acquired),
+            _ => Err(refused),
         }
     }
 
