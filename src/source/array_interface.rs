@@ -34,7 +34,7 @@ use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 use pyo3::{ffi, intern, prelude::*};
 
 use super::buffer_protocol::{recycle, zeroed_view};
-use super::{names::type_name, Acquired, Request, Source};
+use super::{names::type_name, Filled, Request, Source};
 use crate::error::Error;
 use crate::format::FormatError;
 use crate::layout::Layout;
@@ -110,19 +110,12 @@ struct Description {
 pub(crate) fn acquire_dict(
     obj: &Bound<'_, PyAny>,
     request: Request,
-    record_name: bool,
-) -> Option<Result<Acquired, Error>> {
+) -> Option<Result<Filled, Error>> {
     let iface = lookup(obj, intern!(obj.py(), "__array_interface__"))?;
     Some(iface.and_then(|iface| {
         release::on_acquire(obj.py());
         let description = describe_dict(obj, &iface, request)?;
-        finish(
-            obj,
-            description,
-            request,
-            record_name,
-            Source::ArrayInterface,
-        )
+        finish(obj, description, request, Source::ArrayInterface)
     }))
 }
 
@@ -130,13 +123,12 @@ pub(crate) fn acquire_dict(
 pub(crate) fn acquire_struct(
     obj: &Bound<'_, PyAny>,
     request: Request,
-    record_name: bool,
-) -> Option<Result<Acquired, Error>> {
+) -> Option<Result<Filled, Error>> {
     let capsule = lookup(obj, intern!(obj.py(), "__array_struct__"))?;
     Some(capsule.and_then(|capsule| {
         release::on_acquire(obj.py());
         let description = describe_struct(obj, capsule)?;
-        finish(obj, description, request, record_name, Source::ArrayStruct)
+        finish(obj, description, request, Source::ArrayStruct)
     }))
 }
 
@@ -503,9 +495,8 @@ fn finish(
     obj: &Bound<'_, PyAny>,
     description: Description,
     request: Request,
-    record_name: bool,
     source: Source,
-) -> Result<Acquired, Error> {
+) -> Result<Filled, Error> {
     if request.writable() && description.readonly {
         return Err(Error::ReadOnly {
             type_name: type_name(obj),
@@ -576,10 +567,7 @@ fn finish(
     // not move and is freed only by `release_interface`; the memory itself is kept alive by
     // `obj` (a strong reference), by the held `data` buffer or by the held capsule. No field
     // changes after this point. `release_interface` undoes exactly this.
-    // (the type name is always recorded: next to the protocol's own calls it costs little,
-    // and the shared checks' messages name the exporter)
-    let _ = record_name;
-    Ok(unsafe { Acquired::new(obj, view, release_interface, source, true) })
+    Ok(unsafe { Filled::new(view, release_interface, source) })
 }
 
 /// With a data buffer, every item of the array must lie inside it. The layout is read with

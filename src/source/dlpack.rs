@@ -42,7 +42,7 @@ use pyo3::{ffi, intern, prelude::*};
 
 use super::array_interface::lookup;
 use super::buffer_protocol::zeroed_view;
-use super::{names::type_name, Acquired, Request, Source};
+use super::{names::type_name, Filled, Request, Source};
 use crate::dlpack::{
     DLDataType, DLDeviceType, DLManagedTensor, DLManagedTensorVersioned, DLTensor, FLAG_IS_COPIED,
     FLAG_IS_SUBBYTE_TYPE_PADDED, FLAG_READ_ONLY, LEGACY_CAPSULE_NAME, MAJOR_VERSION, MINOR_VERSION,
@@ -55,11 +55,7 @@ use crate::release;
 const P: Source = Source::DLPack;
 
 /// Acquires through `__dlpack__`; `None` when `obj` has no such attribute.
-pub(crate) fn acquire(
-    obj: &Bound<'_, PyAny>,
-    request: Request,
-    _record_name: bool,
-) -> Option<Result<Acquired, Error>> {
+pub(crate) fn acquire(obj: &Bound<'_, PyAny>, request: Request) -> Option<Result<Filled, Error>> {
     let method = lookup(obj, intern!(obj.py(), "__dlpack__"))?;
     Some(method.and_then(|method| {
         release::on_acquire(obj.py());
@@ -268,7 +264,7 @@ fn native_format(kind: ScalarKind) -> Option<&'static CStr> {
         ComplexF32 => c">Zf",
         ComplexF64 if little => c"<Zd",
         ComplexF64 => c">Zd",
-        // no PEP 3118 code: stated to the shared checks directly (`with_native_item`)
+        // no PEP 3118 code: pybuf's notation, read only for DLPack (`extension_scalar`)
         BF16 => c"E",
         _ => return None,
     })
@@ -292,7 +288,7 @@ fn translate(
     obj: &Bound<'_, PyAny>,
     managed: Managed,
     request: Request,
-) -> Result<Acquired, Error> {
+) -> Result<Filled, Error> {
     // SAFETY: we own the tensor (until `managed` drops). The version is read first and
     // nothing past the deleter is read unless the major version is 1, as `dlpack.h`
     // requires; then the `DLTensor` header and the flags are copied out by value.
@@ -355,7 +351,7 @@ fn translate(
         Some(format) => (Some(format), None),
         None => (
             None,
-            // pybuf's notation, never parsed (the item is stated directly)
+            // pybuf's notation, read only for DLPack (`extension_scalar`)
             Some(
                 std::ffi::CString::new(format!("dlpack({code},{bits},{lanes})"))
                     .expect("digits and punctuation have no NUL"),
@@ -479,11 +475,27 @@ fn translate(
     // into it (heap storage that does not move), and the memory stays valid until the
     // deleter runs, which only `release_dlpack` (dropping the state) does. `obj` is a strong
     // reference to the producer. No field changes after this point.
-    let acquired = unsafe { Acquired::new(obj, view, release_dlpack, P, true) };
-    Ok(match scalar.kind {
-        ScalarKind::BF16 | ScalarKind::DLPackOther { .. } => acquired.with_native_item(scalar),
-        _ => acquired,
-    })
+    Ok(unsafe { Filled::new(view, release_dlpack, P) })
+}
+
+/// The item of a DLPack acquisition's format in pybuf's own notation for element types
+/// without a PEP 3118 code: `"E"` (bfloat16) and `"dlpack(code,bits,lanes)"` (a type no
+/// element reads), as [`translate`] writes them. Only read for DLPack acquisitions.
+pub(crate) fn extension_scalar(format: &str) -> Option<Scalar> {
+    if format == "E" {
+        return Some(Scalar::native(ScalarKind::BF16));
+    }
+    let mut numbers = format
+        .strip_prefix("dlpack(")?
+        .strip_suffix(')')?
+        .split(',');
+    let code = numbers.next()?.parse().ok()?;
+    let bits = numbers.next()?.parse().ok()?;
+    let lanes = numbers.next()?.parse().ok()?;
+    if numbers.next().is_some() {
+        return None;
+    }
+    Some(Scalar::native(ScalarKind::DLPackOther { code, bits, lanes }))
 }
 
 /// Whether `obj` exports through numpy's own `ndarray.__dlpack__` (numpy subclasses

@@ -24,10 +24,11 @@ use std::mem::ManuallyDrop;
 use pyo3::{ffi, prelude::*};
 
 use crate::error::Error;
-use crate::format::{self, FormatError, ItemLayout, Scalar};
+use crate::format::{self, FormatError, ItemLayout};
 use crate::release::{self, ReleaseFn};
 
-pub(crate) use names::{type_name, ExporterName, FormatText};
+use names::ExporterName;
+pub(crate) use names::{type_name, FormatText};
 
 /// The protocol a buffer was acquired through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,124 +59,89 @@ impl Request {
     }
 }
 
-/// One acquisition from any source: a filled `Py_buffer` that is given back exactly once.
-pub(crate) struct Acquired {
-    /// Dropped (handed to [`release`]) only in `Drop`.
+/// A filled `Py_buffer` from any source, given back exactly once (when dropped), before
+/// anything is recorded about it: the acquisition fast path validates this and records only
+/// once the checks pass ([`Filled::record`]).
+pub(crate) struct Filled {
+    /// Handed to [`release`] only in `Drop`.
     view: ManuallyDrop<Box<ffi::Py_buffer>>,
     release: ReleaseFn,
     source: Source,
-    /// The format, copied and decoded at acquisition: the exporter's bytes are never read
-    /// again, so an exporter that rewrites them later cannot change what was validated.
-    format: FormatText,
-    /// The exporter's type name, recorded at acquisition while attached (see [`ExporterName`]).
-    exporter: ExporterName,
-    /// The item, for a source whose element type has no PEP 3118 code (DLPack's bfloat16 and
-    /// the DLPack types no Rust element reads): set by that source alone, so no exporter's
-    /// format string can produce it. `None`: the item is what `format` says.
-    native_item: Option<Scalar>,
 }
 
-// SAFETY: `Acquired` owns its `Py_buffer`: nothing else reads or writes that struct. Reading
-// its integer fields from any thread is plain memory access (they are never written after
-// acquisition). The pointers in it (`buf`, `shape`, `strides`, `suboffsets`, `obj`) are only
-// dereferenced by code that states its own argument (layout reading at acquisition, element
-// access under registry borrows, `obj` only with a `Python` token). Release goes through
-// `release::release`, which calls into Python only on an attached thread.
-unsafe impl Send for Acquired {}
+// SAFETY: `Filled` owns its `Py_buffer`: nothing else reads or writes that struct. Reading its
+// integer fields from any thread is plain memory access (they are never written after
+// acquisition). The pointers in it (`buf`, `format`, `shape`, `strides`, `suboffsets`, `obj`)
+// are only dereferenced by code that states its own argument (layout reading and format
+// copying at acquisition, while attached; element access under registry borrows; `obj` only
+// with a `Python` token). Release goes through `release::release`, which calls into Python
+// only on an attached thread.
+unsafe impl Send for Filled {}
 // SAFETY: shared access only reads the immutable fields (see `Send`).
-unsafe impl Sync for Acquired {}
+unsafe impl Sync for Filled {}
 
-impl Acquired {
-    /// Wraps a filled `Py_buffer`. `obj` is the object it came from (for the type name).
+impl Filled {
+    /// Wraps a filled `Py_buffer`.
     ///
     /// # Safety
     /// `view` was filled by `source` as the module documentation requires, has not been
     /// released, and `release` is the function that releases it.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn new(
-        obj: &Bound<'_, PyAny>,
         view: Box<ffi::Py_buffer>,
         release: ReleaseFn,
         source: Source,
-        record_name: bool,
-    ) -> Acquired {
-        // SAFETY: the caller's promise: a non-NULL format stays valid until release.
-        let format = unsafe { FormatText::copy(view.format) };
-        let exporter = ExporterName::of(obj, record_name || view.readonly != 0);
-        Acquired {
+    ) -> Filled {
+        Filled {
             view: ManuallyDrop::new(view),
             release,
             source,
-            format,
-            exporter,
-            native_item: None,
         }
-    }
-
-    /// States the item directly instead of through the format (see `native_item`).
-    pub(crate) fn with_native_item(mut self, scalar: Scalar) -> Acquired {
-        self.native_item = Some(scalar);
-        self
     }
 
     /// Acquires from the first source `obj` supports: the buffer protocol, then, only when
     /// the object has no buffer protocol at all, `__dlpack__`, `__array_struct__` and
     /// `__array_interface__`, in that order. (An object whose buffer protocol refuses the
     /// request is tried through `__dlpack__` as well.)
-    #[inline]
-    pub(crate) fn new_any(
-        obj: &Bound<'_, PyAny>,
-        request: Request,
-        record_name: bool,
-    ) -> Result<Acquired, Error> {
-        match buffer_protocol::acquire(obj, request, record_name) {
-            Ok(acquired) => Ok(acquired),
-            Err(Error::NotABuffer { type_name }) => {
-                Acquired::other_protocols(obj, request, record_name, type_name)
-            }
-            Err(refused @ Error::Refused { .. }) => {
-                Acquired::dlpack_after_refusal(obj, request, record_name, refused)
-            }
-            Err(err) => Err(err),
+    #[inline(always)]
+    pub(crate) fn new_any(obj: &Bound<'_, PyAny>, request: Request) -> Result<Filled, Error> {
+        match buffer_protocol::acquire(obj, request) {
+            Ok(filled) => Ok(filled),
+            Err(err) => Filled::after_buffer_protocol(obj, request, err),
         }
     }
 
-    /// An exporter that refuses a buffer request but speaks DLPack gets a second chance
-    /// through DLPack: jax refuses buffers of bfloat16, which DLPack carries. When DLPack
-    /// fails too, the buffer protocol's refusal is the error.
+    /// What follows a failed buffer request: the other protocols for an object without the
+    /// buffer protocol, DLPack for one whose buffer protocol refused.
     #[cold]
     #[inline(never)]
-    fn dlpack_after_refusal(
+    fn after_buffer_protocol(
         obj: &Bound<'_, PyAny>,
         request: Request,
-        record_name: bool,
-        refused: Error,
-    ) -> Result<Acquired, Error> {
-        match dlpack::acquire(obj, request, record_name) {
-            Some(Ok(acquired)) => Ok(acquired),
-            _ => Err(refused),
-        }
-    }
-
-    /// The protocols after the buffer protocol, for objects without it.
-    #[cold]
-    #[inline(never)]
-    fn other_protocols(
-        obj: &Bound<'_, PyAny>,
-        request: Request,
-        record_name: bool,
-        type_name: String,
-    ) -> Result<Acquired, Error> {
-        // A class is never an array, though it has the protocols' attributes (as descriptors).
-        if obj.is_instance_of::<pyo3::types::PyType>() {
-            return Err(Error::NotABuffer { type_name });
-        }
-        for source in [Source::DLPack, Source::ArrayStruct, Source::ArrayInterface] {
-            if let Some(result) = Acquired::try_source(obj, source, request, record_name) {
-                return result;
+        err: Error,
+    ) -> Result<Filled, Error> {
+        match err {
+            Error::NotABuffer { type_name } => {
+                // A class is never an array, though it has the protocols' attributes (as
+                // descriptors).
+                if obj.is_instance_of::<pyo3::types::PyType>() {
+                    return Err(Error::NotABuffer { type_name });
+                }
+                for source in [Source::DLPack, Source::ArrayStruct, Source::ArrayInterface] {
+                    if let Some(result) = Filled::try_source(obj, source, request) {
+                        return result;
+                    }
+                }
+                Err(Error::NotABuffer { type_name })
             }
+            // jax refuses buffers of bfloat16, which DLPack carries; when DLPack fails too,
+            // the buffer protocol's refusal is the error
+            refused @ Error::Refused { .. } => match dlpack::acquire(obj, request) {
+                Some(Ok(filled)) => Ok(filled),
+                _ => Err(refused),
+            },
+            err => Err(err),
         }
-        Err(Error::NotABuffer { type_name })
     }
 
     /// Acquires through one protocol only (the explicit constructors, such as
@@ -184,9 +150,8 @@ impl Acquired {
         obj: &Bound<'_, PyAny>,
         source: Source,
         request: Request,
-        record_name: bool,
-    ) -> Result<Acquired, Error> {
-        Acquired::try_source(obj, source, request, record_name).unwrap_or_else(|| {
+    ) -> Result<Filled, Error> {
+        Filled::try_source(obj, source, request).unwrap_or_else(|| {
             Err(Error::MissingProtocol {
                 type_name: type_name(obj),
                 protocol: source,
@@ -199,38 +164,96 @@ impl Acquired {
         obj: &Bound<'_, PyAny>,
         source: Source,
         request: Request,
-        record_name: bool,
-    ) -> Option<Result<Acquired, Error>> {
+    ) -> Option<Result<Filled, Error>> {
         match source {
-            Source::BufferProtocol => match buffer_protocol::acquire(obj, request, record_name) {
+            Source::BufferProtocol => match buffer_protocol::acquire(obj, request) {
                 Err(Error::NotABuffer { .. }) => None,
                 result => Some(result),
             },
-            Source::DLPack => dlpack::acquire(obj, request, record_name),
-            Source::ArrayStruct => array_interface::acquire_struct(obj, request, record_name),
-            Source::ArrayInterface => array_interface::acquire_dict(obj, request, record_name),
+            Source::DLPack => dlpack::acquire(obj, request),
+            Source::ArrayStruct => array_interface::acquire_struct(obj, request),
+            Source::ArrayInterface => array_interface::acquire_dict(obj, request),
         }
     }
 
-    /// The item the format describes, or the item the source stated directly. Format
-    /// errors are the parser's; the exporter's bytes were copied at acquisition.
-    pub(crate) fn parse_item(&self) -> Result<ItemLayout, FormatError> {
-        if let Some(scalar) = self.native_item {
-            return Ok(ItemLayout::scalar(scalar, 1));
+    /// The filled `Py_buffer`.
+    #[inline(always)]
+    pub(crate) fn view(&self) -> &ffi::Py_buffer {
+        &self.view
+    }
+
+    /// The format when it is at most two bytes long (`"d"`, `"<f"`; NULL is `"B"`), read from
+    /// the exporter's string: the acquisition fast path. `None` for anything longer.
+    #[inline(always)]
+    pub(crate) fn short_format(&self, _attached: Python<'_>) -> Option<FormatText> {
+        // SAFETY: a non-NULL format is a NUL-terminated string that stays valid while the
+        // view is held (the sources' guarantee); `FormatText::short` stops at its NUL.
+        unsafe { FormatText::short(self.view.format) }
+    }
+
+    /// Records what later messages need — the format and the exporter's type name (for heap
+    /// types only when `record_name` or the memory is read-only) — while attached.
+    /// `format` is the format when the caller has read it already.
+    #[inline(always)]
+    pub(crate) fn record(
+        self,
+        obj: &Bound<'_, PyAny>,
+        format: Option<FormatText>,
+        record_name: bool,
+    ) -> Acquired {
+        let format = format.unwrap_or_else(|| {
+            // SAFETY: as in `short_format`: NUL-terminated and valid while held.
+            unsafe { FormatText::copy(self.view.format) }
+        });
+        let exporter = ExporterName::of(obj, record_name || self.view.readonly != 0);
+        Acquired {
+            filled: self,
+            format,
+            exporter,
         }
-        self.checked_format().and_then(format::parse)
+    }
+}
+
+impl Drop for Filled {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `view` is taken once, here, and never used again.
+        let view = unsafe { ManuallyDrop::take(&mut self.view) };
+        release::release(view, self.release);
+    }
+}
+
+/// An acquisition with what was recorded about it: the handle's own copy of the format and
+/// the exporter's type name, so that no later call reads Python-owned memory for a message.
+pub(crate) struct Acquired {
+    filled: Filled,
+    /// The format, copied and decoded at acquisition: the exporter's bytes are never read
+    /// again, so an exporter that rewrites them later cannot change what was validated.
+    format: FormatText,
+    /// The exporter's type name, recorded at acquisition while attached (see [`ExporterName`]).
+    exporter: ExporterName,
+}
+
+impl Acquired {
+    /// Acquires from the first source `obj` supports and records it.
+    pub(crate) fn new_any(
+        obj: &Bound<'_, PyAny>,
+        request: Request,
+        record_name: bool,
+    ) -> Result<Acquired, Error> {
+        Ok(Filled::new_any(obj, request)?.record(obj, None, record_name))
     }
 
     /// The filled `Py_buffer`.
     #[inline]
     pub(crate) fn view(&self) -> &ffi::Py_buffer {
-        &self.view
+        self.filled.view()
     }
 
     /// The protocol it came through.
     #[inline]
     pub(crate) fn source(&self) -> Source {
-        self.source
+        self.filled.source
     }
 
     /// The format as the exporter gave it (`"B"` for NULL), decoded lossily if it was not
@@ -240,22 +263,28 @@ impl Acquired {
         self.format.as_str()
     }
 
-    /// The format's bytes (as [`format`](Acquired::format)).
-    #[inline]
-    pub(crate) fn format_bytes(&self) -> &[u8] {
-        self.format.as_bytes()
-    }
-
     /// The format, or the error for an exporter whose format was not ASCII.
     #[inline]
     pub(crate) fn checked_format(&self) -> Result<&str, FormatError> {
         self.format.checked()
     }
 
+    /// The item the format describes. Element types without a PEP 3118 code (DLPack's
+    /// bfloat16 and the DLPack types no element reads) have pybuf's own notation, which only a
+    /// DLPack acquisition's format is read in: no exporter's format can produce them.
+    pub(crate) fn parse_item(&self) -> Result<ItemLayout, FormatError> {
+        if self.source() == Source::DLPack {
+            if let Some(scalar) = dlpack::extension_scalar(self.format()) {
+                return Ok(ItemLayout::scalar(scalar, 1));
+            }
+        }
+        self.checked_format().and_then(format::parse)
+    }
+
     /// Whether the exporter says the memory is read-only.
     #[inline]
     pub(crate) fn is_readonly(&self) -> bool {
-        self.view.readonly != 0
+        self.view().readonly != 0
     }
 
     /// The exporter's type name, as recorded at acquisition.
@@ -265,19 +294,10 @@ impl Acquired {
 
     /// The exporting object (`view.obj`), or `None` if the exporter left it NULL.
     pub(crate) fn obj<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        let ptr = self.view.obj;
+        let ptr = self.view().obj;
         // SAFETY: a non-NULL `obj` is a strong reference the view holds until release, so
         // taking another strong reference to it is sound while we are attached (`py`).
         unsafe { Bound::from_borrowed_ptr_or_opt(py, ptr) }
-    }
-}
-
-impl Drop for Acquired {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: `view` is taken once, here, and never used again.
-        let view = unsafe { ManuallyDrop::take(&mut self.view) };
-        release::release(view, self.release);
     }
 }
 
@@ -285,7 +305,7 @@ impl std::fmt::Debug for Acquired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let v = self.view();
         f.debug_struct("Acquired")
-            .field("source", &self.source)
+            .field("source", &self.source())
             .field("format", &self.format())
             .field("buf", &v.buf)
             .field("len", &v.len)
@@ -293,5 +313,16 @@ impl std::fmt::Debug for Acquired {
             .field("ndim", &v.ndim)
             .field("readonly", &v.readonly)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The handle is moved on every acquisition: keep what it carries small.
+    #[test]
+    fn handle_sizes() {
+        assert!(std::mem::size_of::<super::FormatText>() <= 24);
+        assert!(std::mem::size_of::<super::ExporterName>() <= 16);
+        assert!(std::mem::size_of::<super::Filled>() <= 24);
     }
 }
