@@ -205,9 +205,9 @@ fn check_element<T: Element, D: Dimension>(
 /// [`check_itemsize`] to report.
 fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
     let item = acquired.parse_item().map_err(|error| Error::Format {
-            type_name: acquired.exporter_name(),
-            error: Box::new(error),
-        })?;
+        type_name: acquired.exporter_name(),
+        error: Box::new(error),
+    })?;
     match usize::try_from(acquired.view().itemsize) {
         Ok(itemsize) if itemsize != item.size => {
             Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))

@@ -493,7 +493,7 @@ fn bad_interfaces_are_clear_errors_and_leak_nothing() {
             (
                 "make(shape=(2**62,))",
                 |e| matches!(e, Error::InvalidLayout { .. }),
-                "overflow",
+                "more than isize::MAX bytes",
             ),
             (
                 "make(shape=(2**70,))",

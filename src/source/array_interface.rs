@@ -522,12 +522,10 @@ fn finish(
             found: Some('\0'),
         }),
     })?;
-    // The byte length the shared checks expect (`len` = items × itemsize); when the shape is
-    // negative or overflows, 0, and the shared layout check reports the shape itself.
-    let items = shape
-        .iter()
-        .try_fold(1isize, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
-    let len = items.and_then(|n| n.checked_mul(itemsize)).unwrap_or(0);
+    let len = super::byte_len(&shape, itemsize).map_err(|reason| Error::InvalidLayout {
+        type_name: type_name(obj),
+        reason,
+    })?;
     let mut state = Box::new(State {
         shape: shape.into_boxed_slice(),
         strides: strides.map(Vec::into_boxed_slice),

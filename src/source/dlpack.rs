@@ -284,11 +284,7 @@ struct State {
 }
 
 /// Step 4: the tensor as a `Py_buffer`.
-fn translate(
-    obj: &Bound<'_, PyAny>,
-    managed: Managed,
-    request: Request,
-) -> Result<Filled, Error> {
+fn translate(obj: &Bound<'_, PyAny>, managed: Managed, request: Request) -> Result<Filled, Error> {
     // SAFETY: we own the tensor (until `managed` drops). The version is read first and
     // nothing past the deleter is read unless the major version is 1, as `dlpack.h`
     // requires; then the `DLTensor` header and the flags are copied out by value.
@@ -435,13 +431,7 @@ fn translate(
         }
     }
 
-    // `len` as the shared checks expect it; 0 when the shape is negative or overflows, which
-    // the shared layout check then reports.
-    let len = shape
-        .iter()
-        .try_fold(1isize, |n, &d| if d < 0 { None } else { n.checked_mul(d) })
-        .and_then(|n| n.checked_mul(itemsize))
-        .unwrap_or(0);
+    let len = super::byte_len(&shape, itemsize).map_err(invalid)?;
     let mut state = Box::new(State {
         _managed: managed,
         shape: shape.into_boxed_slice(),
@@ -495,7 +485,11 @@ pub(crate) fn extension_scalar(format: &str) -> Option<Scalar> {
     if numbers.next().is_some() {
         return None;
     }
-    Some(Scalar::native(ScalarKind::DLPackOther { code, bits, lanes }))
+    Some(Scalar::native(ScalarKind::DLPackOther {
+        code,
+        bits,
+        lanes,
+    }))
 }
 
 /// Whether `obj` exports through numpy's own `ndarray.__dlpack__` (numpy subclasses

@@ -44,6 +44,24 @@ pub enum Source {
     ArrayInterface,
 }
 
+/// `Py_buffer.len` for a source that fills the view itself: items × itemsize. A negative or
+/// overflowing shape gives 0, which the shared layout checks never get to compare: they
+/// report the shape first. A byte length beyond `isize::MAX` is the error returned.
+pub(crate) fn byte_len(
+    shape: &[ffi::Py_ssize_t],
+    itemsize: ffi::Py_ssize_t,
+) -> Result<ffi::Py_ssize_t, String> {
+    let items = shape
+        .iter()
+        .try_fold(1isize, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
+    match items {
+        None => Ok(0),
+        Some(items) => items.checked_mul(itemsize).ok_or_else(|| {
+            format!("shape {shape:?} of {itemsize}-byte items holds more than isize::MAX bytes")
+        }),
+    }
+}
+
 /// What is asked of the exporter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
