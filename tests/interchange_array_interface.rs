@@ -469,6 +469,9 @@ fn a_dict_over_a_bytearray_with_offset_and_strides() {
     });
 }
 
+/// Whether an error is the expected variant.
+type IsVariant = fn(&Error) -> bool;
+
 #[test]
 fn bad_interfaces_are_clear_errors_and_leak_nothing() {
     Python::attach(|py| {
@@ -484,7 +487,7 @@ fn bad_interfaces_are_clear_errors_and_leak_nothing() {
              \x20   d.update(kw)\n\
              \x20   return Dict({k: v for k, v in d.items() if v is not Ellipsis}, keep=a)\n",
         );
-        let cases: &[(&str, fn(&Error) -> bool, &str)] = &[
+        let cases: &[(&str, IsVariant, &str)] = &[
             (
                 "make(shape=(-4,))",
                 |e| matches!(e, Error::InvalidLayout { .. }),
