@@ -19,7 +19,7 @@
 //! use pybuf::dlpack::{DLDataType, DLDataTypeCode};
 //! use pybuf::Element;
 //!
-//! let t = DLDataType::of_item(&f32::layout()).unwrap();
+//! let (t, _sub_shape) = DLDataType::of_item(&f32::layout()).unwrap();
 //! assert_eq!((t.code, t.bits, t.lanes), (DLDataTypeCode::FLOAT, 32, 1));
 //! // big-endian data, records and byte strings have no DLPack type
 //! assert!(DLDataType::of_item(&pybuf::be::F64::layout()).is_err());
