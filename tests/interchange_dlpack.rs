@@ -623,14 +623,19 @@ fn deleter_runs_once_on_release_wherever_dropped() {
         // a deleter that raises: reported as unraisable, nothing left set, called once
         run(py, &g, "q = Producer(a, raise_in_deleter=True)");
         let q = eval(&g, "q");
-        run(py, &g, "import io, contextlib\nerr = io.StringIO()");
         let b = Buffer1::<f64>::get(&q).unwrap();
-        {
-            let _redirect = eval(&g, "contextlib.redirect_stderr(err)");
-            drop(b);
-        }
+        run(
+            py,
+            &g,
+            "caught = []\nold_hook = sys.unraisablehook\n\
+             sys.unraisablehook = lambda u: caught.append(str(u.exc_value))",
+        );
+        drop(b);
+        run(py, &g, "sys.unraisablehook = old_hook");
         assert_eq!(eval(&g, "q.deleted").extract::<usize>().unwrap(), 1);
         assert!(PyErr::take(py).is_none());
+        let caught: Vec<String> = eval(&g, "caught").extract().unwrap();
+        assert_eq!(caught, ["deleter failed on purpose"]);
 
         // a NULL deleter is allowed by the specification
         run(py, &g, "n = Producer(a, null_deleter=True)");
