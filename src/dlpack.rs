@@ -244,8 +244,11 @@ impl DLDataType {
             // a pointer is read as the unsigned integer of its width everywhere in pybuf
             U8 | U16 | U32 | U64 | Pointer => DLDataTypeCode::UINT,
             F16 | F32 | F64 => DLDataTypeCode::FLOAT,
+            BF16 => DLDataTypeCode::BFLOAT,
             ComplexF16 | ComplexF32 | ComplexF64 => DLDataTypeCode::COMPLEX,
             Char | Bytes(_) | PascalString(_) => return Err(NoDLPackType::Kind(scalar.kind)),
+            // a DLPack type read from a tensor stands for itself
+            DLPackOther { code, bits, lanes } => return Ok(DLDataType { code, bits, lanes }),
         };
         Ok(DLDataType {
             code,
@@ -276,8 +279,8 @@ impl DLDataType {
     }
 
     /// The pybuf scalar (native byte order) a DLPack type stands for, if pybuf has one:
-    /// bool, signed and unsigned integers of 8 to 64 bits, float 16/32/64 and complex
-    /// 32/64/128, each with one lane. (bfloat16, the float8/6/4 types and vector types have
+    /// bool, signed and unsigned integers of 8 to 64 bits, float 16/32/64, bfloat16 and
+    /// complex 32/64/128, each with one lane. (The float8/6/4 types and vector types have
     /// none.)
     pub fn to_scalar(self) -> Option<Scalar> {
         use ScalarKind::*;
@@ -297,6 +300,7 @@ impl DLDataType {
             (DLDataTypeCode::FLOAT, 16) => F16,
             (DLDataTypeCode::FLOAT, 32) => F32,
             (DLDataTypeCode::FLOAT, 64) => F64,
+            (DLDataTypeCode::BFLOAT, 16) => BF16,
             (DLDataTypeCode::COMPLEX, 32) => ComplexF16,
             (DLDataTypeCode::COMPLEX, 64) => ComplexF32,
             (DLDataTypeCode::COMPLEX, 128) => ComplexF64,
@@ -396,8 +400,8 @@ mod tests {
     fn every_native_scalar_maps_and_maps_back() {
         use ScalarKind::*;
         for kind in [
-            Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, F32, F64, ComplexF16, ComplexF32,
-            ComplexF64,
+            Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, ComplexF16,
+            ComplexF32, ComplexF64,
         ] {
             let t = DLDataType::of_scalar(Scalar::native(kind)).unwrap();
             assert_eq!(t.lanes, 1);
@@ -427,7 +431,7 @@ mod tests {
             bits: 16,
             lanes: 1,
         };
-        assert_eq!(bf16.to_scalar(), None);
+        assert_eq!(bf16.to_scalar(), Some(Scalar::native(BF16)));
         let f32x4 = DLDataType {
             code: DLDataTypeCode::FLOAT,
             bits: 32,

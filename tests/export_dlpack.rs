@@ -306,7 +306,8 @@ fn dtypes_follow_dlpack_h() {
             1f32,
             1f64,
             num_complex::Complex::new(1f32, 0.0),
-            num_complex::Complex::new(1f64, 0.0)
+            num_complex::Complex::new(1f64, 0.0),
+            half::bf16::ONE
         );
         use DLDataTypeCode as C;
         assert_eq!(
@@ -326,6 +327,7 @@ fn dtypes_follow_dlpack_h() {
                 (C::FLOAT, 64, 1),
                 (C::COMPLEX, 64, 1),
                 (C::COMPLEX, 128, 1),
+                (C::BFLOAT, 16, 1),
             ]
         );
         // numpy agrees on each: its import of the capsule has the buffer's dtype

@@ -159,3 +159,35 @@ fn jax_refusals_leave_no_view_behind() {
         assert!(x.try_into_inner().is_ok());
     });
 }
+
+#[test]
+fn jax_reads_bfloat16_exports() {
+    Python::attach(|py| {
+        let Some(g) = jax(py) else { return };
+        let values: Vec<half::bf16> = [1.5f32, -2.0, 3.140625, 65280.0]
+            .iter()
+            .map(|&v| half::bf16::from_f32(v))
+            .collect();
+        let x = export::from_vec_mut(py, values).unwrap();
+        g.set_item("x", &x).unwrap();
+        run(
+            py,
+            &g,
+            "j = jnp.from_dlpack(x)\n\
+             dtype = str(j.dtype)\n\
+             from_jax = np.asarray(j).astype('float32').tolist()\n\
+             ours = x.tolist()\n\
+             del j\n",
+        );
+        assert_eq!(eval(&g, "dtype").extract::<String>().unwrap(), "bfloat16");
+        let expected = vec![1.5f64, -2.0, 3.140625, 65280.0];
+        assert_eq!(
+            eval(&g, "from_jax").extract::<Vec<f64>>().unwrap(),
+            expected
+        );
+        assert_eq!(eval(&g, "ours").extract::<Vec<f64>>().unwrap(), expected);
+        wait_for_no_views(&x, &g);
+        g.del_item("x").unwrap();
+        assert!(x.try_into_inner().is_ok());
+    });
+}

@@ -88,6 +88,8 @@ pub(crate) fn fold(item: &ItemLayout) -> (&ItemLayout, Vec<usize>) {
 }
 
 /// numpy's type string of a scalar: byte order (`|` where it does not matter), kind, size.
+/// Kinds numpy has no type for are void of their size (`'<V2'` for bfloat16, as numpy writes
+/// it for `ml_dtypes.bfloat16` arrays).
 pub(crate) fn typestr(s: Scalar) -> String {
     use ScalarKind::*;
     let order = if s.kind.has_byte_order() {
@@ -103,7 +105,8 @@ pub(crate) fn typestr(s: Scalar) -> String {
         F16 | F32 | F64 => "f",
         ComplexF16 | ComplexF32 | ComplexF64 => "c",
         Char | Bytes(_) => "S",
-        PascalString(_) => "V",
+        // numpy has no bfloat16 of its own; ml_dtypes' bfloat16 arrays say '<V2' too
+        PascalString(_) | BF16 | DLPackOther { .. } => "V",
     };
     format!("{order}{code}{size}")
 }

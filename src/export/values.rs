@@ -1,7 +1,7 @@
 //! Element values as Python objects: `ExportedBuffer.tolist()` and its `repr`.
 //!
 //! Values are what numpy's `tolist()` gives for numpy's view of the buffer: `int` for
-//! integers and pointers, `float` for float16/32/64, `complex` for complex numbers, `bool`,
+//! integers and pointers, `float` for float16/32/64 and bfloat16 (as `ml_dtypes` gives it), `complex` for complex numbers, `bool`,
 //! `bytes` for byte strings (trailing NUL bytes stripped, as numpy's `'S'` dtype does), nested
 //! lists for sub-array items (numpy folds them into the array's shape), and tuples of the
 //! fields for records (padding is not a field). One difference: numpy gives a sub-array
@@ -143,6 +143,10 @@ fn scalar_value<'py>(py: Python<'py>, s: Scalar, b: &[u8]) -> PyResult<Bound<'py
         U64 => decode!(u64, e, b).into_pyobject(py)?.into_any(),
         Pointer => decode!(usize, e, b).into_pyobject(py)?.into_any(),
         F16 => f16_to_f64(decode!(u16, e, b)).into_pyobject(py)?.into_any(),
+        // bfloat16 is the upper half of a binary32: exact as f32, then as a Python float
+        BF16 => f64::from(f32::from_bits(u32::from(decode!(u16, e, b)) << 16))
+            .into_pyobject(py)?
+            .into_any(),
         F32 => f64::from(decode!(f32, e, b)).into_pyobject(py)?.into_any(),
         F64 => decode!(f64, e, b).into_pyobject(py)?.into_any(),
         ComplexF16 => PyComplex::from_doubles(
@@ -165,6 +169,8 @@ fn scalar_value<'py>(py: Python<'py>, s: Scalar, b: &[u8]) -> PyResult<Bound<'py
             let end = b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
             PyBytes::new(py, &b[..end]).into_any()
         }
+        // a DLPack type pybuf cannot interpret: its bytes, as they are
+        DLPackOther { .. } => PyBytes::new(py, b).into_any(),
         // as `struct` unpacks 'Np': a length byte (at most N - 1), then the bytes
         PascalString(n) => {
             let len = b
