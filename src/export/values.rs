@@ -34,13 +34,15 @@ fn nested<'py>(
     let Some((&len, rest)) = shape.split_first() else {
         return reader.value(py, at);
     };
-    let list = PyList::empty(py);
-    for i in 0..len {
-        // `wrapping_offset`: plain address arithmetic; the result is an element of the layout
-        let element = at.wrapping_offset(i * strides[0]);
-        list.append(nested(py, rest, &strides[1..], element, reader)?)?;
-    }
-    Ok(list.into_any())
+    let items = (0..len)
+        .map(|i| {
+            // `wrapping_offset`: plain address arithmetic; the result is an element of the
+            // layout
+            let element = at.wrapping_offset(i * strides[0]);
+            nested(py, rest, &strides[1..], element, reader)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, items)?.into_any())
 }
 
 /// Copies items out of exported memory and decodes them.
