@@ -124,7 +124,10 @@
 //! structures as `'B'`: these disagree with their `itemsize` and cannot be read as records.
 
 mod item;
+mod normal;
 mod parse;
+#[cfg(test)]
+mod reference;
 
 pub(crate) use item::shape_tuple;
 pub use item::{Endian, Field, ItemKind, ItemLayout, Mismatch, Scalar, ScalarKind};
