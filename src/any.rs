@@ -3,14 +3,15 @@
 use ndarray::{Dimension, IxDyn, Order};
 use pyo3::prelude::*;
 
+use crate::acquire;
 use crate::borrow;
-use crate::buffer::{parse_format, read_layout, Buffer};
+use crate::buffer::Buffer;
 use crate::copy;
 use crate::element::Element;
 use crate::error::{Access, Error};
-use crate::format::{Endian, FormatError, ItemKind, ItemLayout, ScalarKind};
+use crate::format::{Endian, ItemKind, ItemLayout, ScalarKind};
 use crate::layout::Layout;
-use crate::raw::Acquired;
+use crate::source::{Acquired, Request, Source};
 
 /// An acquired buffer whose element type is not fixed yet.
 ///
@@ -93,22 +94,25 @@ impl AnyBuffer {
     /// refusals and invalid layouts; an unparseable format is reported by
     /// [`item_layout`](AnyBuffer::item_layout) and [`typed`](AnyBuffer::typed).
     pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, false)
+        acquire::untyped(obj, Request::Read)
     }
 
     /// Acquires a buffer for writing ([`Error::ReadOnly`] if the memory is read-only).
     pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, true)
+        acquire::untyped(obj, Request::Write)
     }
 
-    fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
-        let raw = Acquired::new(obj, writable)?;
-        let item = parse_format(&raw).and_then(|item| {
-            crate::buffer::check_itemsize(&raw, &item)?;
-            Ok(item)
-        });
-        let layout = read_layout(&raw)?;
-        Ok(AnyBuffer { raw, layout, item })
+    pub(crate) fn from_parts(
+        raw: Acquired,
+        layout: Layout<IxDyn>,
+        item: Result<ItemLayout, Error>,
+    ) -> Self {
+        AnyBuffer { raw, layout, item }
+    }
+
+    /// The protocol the memory was acquired through.
+    pub fn source(&self) -> Source {
+        self.raw.source()
     }
 
     /// Number of items along each axis.
@@ -148,11 +152,8 @@ impl AnyBuffer {
 
     /// The exporter's format string, verbatim (`"B"` when it gave none; lossily decoded if it
     /// is not UTF-8).
-    pub fn format(&self) -> std::borrow::Cow<'_, str> {
-        match self.raw.format() {
-            Ok(s) => s.into(),
-            Err(FormatError { format, .. }) => format.into(),
-        }
+    pub fn format(&self) -> &str {
+        self.raw.format()
     }
 
     /// The parsed item, or why it could not be parsed (or disagrees with `itemsize`).
@@ -242,7 +243,7 @@ impl AnyBuffer {
     /// type, item size, number of dimensions), without acquiring the buffer again.
     pub fn typed<T: Element, D: Dimension>(self) -> Result<Buffer<T, D>, Error> {
         let AnyBuffer { raw, layout, item } = self;
-        Buffer::from_parts(raw, &item?, Some(layout))
+        acquire::retype(raw, layout, &item?)
     }
 }
 

@@ -8,14 +8,14 @@ use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix0, Ix1, Ix2, IxDyn, N
 use pyo3::prelude::*;
 use pyo3::Borrowed;
 
+use crate::acquire;
 use crate::borrow::{self, BorrowToken};
 use crate::copy;
 use crate::element::Element;
-use crate::error::{Access, Error, Expected, Found};
-use crate::format::{self, ItemLayout, Mismatch};
+use crate::error::{Access, Error};
 use crate::guard::{ReadGuard, WriteGuard};
-use crate::layout::{Layout, MAX_NDIM};
-use crate::raw::Acquired;
+use crate::layout::Layout;
+use crate::source::{Acquired, Request, Source};
 
 /// A buffer of exactly 0 dimensions (numpy 0-d arrays and scalars, ctypes scalars).
 pub type Buffer0<T> = Buffer<T, Ix0>;
@@ -98,80 +98,30 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// self-overlap) do not fail here: they fail [`read`](Buffer::read) and
     /// [`write`](Buffer::write) only.
     pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, false)
+        acquire::typed(obj, Request::Read)
     }
 
     /// Acquires a buffer for writing (`PyBUF_FULL`); fails with [`Error::ReadOnly`] when the
     /// exporter hands out read-only memory (even if it ignored the writable request).
     pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, true)
+        acquire::typed(obj, Request::Write)
     }
 
-    fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
-        let raw = Acquired::new(obj, writable)?;
-        let item = parse_format(&raw)?;
-        Self::from_parts(raw, &item, None)
-    }
-
-    /// Checks an acquired buffer whose format parsed to `item` against `T` and `D`, in the
-    /// documented order; `layout` is read (last) unless the caller already did.
-    pub(crate) fn from_parts(
-        raw: Acquired,
-        item: &ItemLayout,
-        layout: Option<Layout<IxDyn>>,
-    ) -> Result<Self, Error> {
-        let matched = match T::SCALAR {
-            Some(scalar) => item.matches_scalar(scalar),
-            None => item.matches(&T::layout()),
-        };
-        if let Err(mismatch) = matched {
-            let expected = Box::new(Self::expected());
-            let found = Box::new(found(&raw, Some(item)));
-            return Err(match mismatch {
-                Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
-                    expected,
-                    found,
-                    data,
-                },
-                Mismatch::Layout | Mismatch::FieldName { .. } => {
-                    Error::ElementType { expected, found }
-                }
-            });
-        }
-        check_itemsize(&raw, item)?;
-        let ndim = raw.view().ndim;
-        let ndim_fits = match D::NDIM {
-            Some(1) => ndim == 1 || ndim == 0,
-            Some(n) => usize::try_from(ndim) == Ok(n),
-            None => true,
-        };
-        if !ndim_fits {
-            return Err(Error::Dimensions {
-                expected: Box::new(Self::expected()),
-                found: Box::new(found(&raw, Some(item))),
-            });
-        }
-        let layout = match layout {
-            Some(layout) if layout.ndim() == 0 && D::NDIM == Some(1) => layout.scalar_as_1d(),
-            Some(layout) => layout.into_dimensionality::<D>(),
-            None => Some(read_layout::<D>(&raw)?),
-        }
-        .expect("the number of dimensions was checked against D above");
-        Ok(Buffer {
+    /// A handle on an acquisition that passed every check of `crate::acquire` for `T` and
+    /// `D`, with its validated layout.
+    #[inline]
+    pub(crate) fn from_validated(raw: Acquired, layout: Layout<D>) -> Self {
+        Buffer {
             raw,
             layout,
             viewable: AtomicBool::new(false),
             _element: PhantomData,
-        })
+        }
     }
 
-    /// What this handle type accepts, for messages.
-    fn expected() -> Expected {
-        Expected {
-            type_name: T::type_name(),
-            format: T::layout().to_format(),
-            ndim: D::NDIM,
-        }
+    /// The protocol the memory was acquired through.
+    pub fn source(&self) -> Source {
+        self.raw.source()
     }
 
     /// Number of items along each axis.
@@ -218,9 +168,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     /// The exporter's format string, verbatim (`"B"` when it gave none).
     pub fn format(&self) -> &str {
-        self.raw
-            .format()
-            .expect("the format was validated at acquisition")
+        self.raw.format()
     }
 
     /// Whether the memory is read-only.
@@ -258,7 +206,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     fn check_writable(&self) -> Result<(), Error> {
         if self.is_readonly() {
             return Err(Error::ReadOnly {
-                type_name: self.raw.exporter_type_name(),
+                type_name: self.raw.exporter_name(),
             });
         }
         Ok(())
@@ -649,70 +597,6 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for BufferMut<T, D
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
         BufferMut::get(&obj)
-    }
-}
-
-/// Parses the exporter's format into an item layout. A struct whose format leaves out its
-/// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
-/// to the exporter's `itemsize`; every other size disagreement is left for
-/// [`check_itemsize`] to report.
-#[inline]
-pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
-    let item = raw
-        .format()
-        .and_then(format::parse)
-        .map_err(|error| Error::Format {
-            type_name: raw.exporter_type_name(),
-            error: Box::new(error),
-        })?;
-    match usize::try_from(raw.view().itemsize) {
-        Ok(itemsize) if itemsize != item.size => {
-            Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))
-        }
-        _ => Ok(item),
-    }
-}
-
-/// Checks that the exporter's `itemsize` is the size its format describes.
-#[inline]
-pub(crate) fn check_itemsize(raw: &Acquired, item: &ItemLayout) -> Result<(), Error> {
-    let itemsize = raw.view().itemsize;
-    if usize::try_from(itemsize) != Ok(item.size) {
-        return Err(Error::ItemSize {
-            format: raw.format().unwrap_or("?").to_string(),
-            format_size: item.size,
-            itemsize: itemsize.max(0) as usize,
-        });
-    }
-    Ok(())
-}
-
-/// Reads and validates the layout.
-pub(crate) fn read_layout<D: Dimension>(raw: &Acquired) -> Result<Layout<D>, Error> {
-    // SAFETY: `raw` holds a successfully acquired, unreleased view.
-    unsafe { Layout::read(raw.view()) }.map_err(|reason| Error::InvalidLayout {
-        type_name: raw.exporter_type_name(),
-        reason,
-    })
-}
-
-/// Describes an acquired buffer for the "found" half of a message, reading its shape
-/// leniently (it may not have been validated yet).
-pub(crate) fn found(raw: &Acquired, item: Option<&ItemLayout>) -> Found {
-    let view = raw.view();
-    let shape = match usize::try_from(view.ndim) {
-        Ok(n) if n <= MAX_NDIM && !view.shape.is_null() => (0..n)
-            // SAFETY: the exporter filled `ndim` shape entries (non-NULL pointer).
-            .map(|i| unsafe { *view.shape.add(i) }.max(0) as usize)
-            .collect(),
-        Ok(1) => vec![(view.len / view.itemsize.max(1)).max(0) as usize],
-        _ => Vec::new(),
-    };
-    Found {
-        type_name: raw.exporter_type_name(),
-        format: raw.format().unwrap_or("?").to_string(),
-        item: item.map(ItemLayout::describe),
-        shape,
     }
 }
 

@@ -134,8 +134,8 @@ pub enum Error {
         format: String,
         /// The size the format describes.
         format_size: usize,
-        /// The exporter's `itemsize`.
-        itemsize: usize,
+        /// The exporter's `itemsize`, as it sent it.
+        itemsize: isize,
     },
     /// Wrong number of dimensions. (`TypeError`)
     Dimensions {

@@ -250,13 +250,7 @@ impl<D: Dimension> Layout<D> {
     /// `view` must have been filled by a successful `PyObject_GetBuffer` and not released;
     /// its `shape`, `strides` and `suboffsets` (where non-NULL) point to `ndim` values.
     pub unsafe fn read(view: &ffi::Py_buffer) -> Result<Layout<D>, LayoutError> {
-        let ndim = usize::try_from(view.ndim)
-            .map_err(|_| format!("negative number of dimensions {}", view.ndim))?;
-        if ndim > MAX_NDIM {
-            return Err(format!(
-                "{ndim} dimensions, more than the {MAX_NDIM} the buffer protocol allows"
-            ));
-        }
+        let ndim = exporter_ndim(view)?;
         let itemsize = usize::try_from(view.itemsize)
             .map_err(|_| format!("negative itemsize {}", view.itemsize))?;
         let byte_len =
@@ -317,6 +311,13 @@ impl<D: Dimension> Layout<D> {
             }
         }
 
+        if len > isize::MAX as usize {
+            // Also for zero-size items: views and copies count items in `isize`.
+            return Err(format!(
+                "shape {:?} holds {len} items, more than isize::MAX",
+                shape.slice()
+            ));
+        }
         let expected_bytes = len
             .checked_mul(itemsize)
             .ok_or_else(|| format!("{len} items of {itemsize} bytes overflow the address space"))?;
@@ -347,6 +348,45 @@ impl<D: Dimension> Layout<D> {
         };
         layout.check_extent()?;
         Ok(layout)
+    }
+}
+
+/// The exporter's number of dimensions, if possible (0 to [`MAX_NDIM`]).
+fn exporter_ndim(view: &ffi::Py_buffer) -> Result<usize, LayoutError> {
+    match usize::try_from(view.ndim) {
+        Ok(ndim) if ndim <= MAX_NDIM => Ok(ndim),
+        Ok(ndim) => Err(format!(
+            "{ndim} dimensions, more than the {MAX_NDIM} the buffer protocol allows"
+        )),
+        Err(_) => Err(format!("negative number of dimensions {}", view.ndim)),
+    }
+}
+
+/// The shape the exporter sent, for messages, or why no shape can be read from it: `ndim`
+/// out of range, a negative length (reported as sent), or no shape for several dimensions.
+/// A NULL shape with one dimension means `len / itemsize` items, as in [`Layout::read`].
+///
+/// # Safety
+/// As for [`Layout::read`].
+pub(crate) unsafe fn exporter_shape(view: &ffi::Py_buffer) -> Result<Vec<usize>, LayoutError> {
+    let ndim = exporter_ndim(view)?;
+    // SAFETY: the caller guarantees `ndim` readable entries behind a non-NULL pointer.
+    match unsafe { raw_slice(view.shape, ndim) } {
+        Some(raw) => raw
+            .iter()
+            .enumerate()
+            .map(|(axis, &n)| {
+                usize::try_from(n).map_err(|_| format!("negative length {n} on axis {axis}"))
+            })
+            .collect(),
+        None if ndim == 0 => Ok(Vec::new()),
+        None if ndim == 1 && view.itemsize > 0 && view.len >= 0 => {
+            Ok(vec![(view.len / view.itemsize) as usize])
+        }
+        None => Err(format!(
+            "no shape for {ndim} dimensions of {} bytes with itemsize {}",
+            view.len, view.itemsize
+        )),
     }
 }
 

@@ -87,6 +87,7 @@
 
 pub use ndarray;
 
+mod acquire;
 mod any;
 mod borrow;
 mod buffer;
@@ -100,8 +101,8 @@ pub mod format;
 pub mod fuzzing;
 mod guard;
 mod layout;
-mod raw;
 pub mod release;
+mod source;
 
 pub use any::{AnyBuffer, ElementKind};
 pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD, BufferMut};
@@ -111,6 +112,7 @@ pub use export::ExportedBuffer;
 pub use guard::{ReadGuard, WriteGuard};
 pub use layout::MAX_NDIM;
 pub use release::{flush_releases, pending_releases};
+pub use source::Source;
 
 #[cfg(feature = "derive")]
 pub use pybuf_derive::Element;

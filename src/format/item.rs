@@ -196,6 +196,13 @@ impl Scalar {
     pub const fn native(kind: ScalarKind) -> Scalar {
         Scalar::new(kind, Endian::NATIVE)
     }
+
+    /// Whether data of this scalar reads as `expected` (equivalent kinds such as `'P'` and
+    /// the pointer-width unsigned integer match; byte orders must agree).
+    #[inline]
+    pub(crate) fn matches(self, expected: Scalar) -> Result<(), Mismatch> {
+        scalar_matches(self, expected)
+    }
 }
 
 /// One field of a struct item (`T{...}` or a compound format such as `'l x d'`).

@@ -133,4 +133,5 @@ pub(crate) use item::shape_tuple;
 pub use item::{Endian, Field, ItemKind, ItemLayout, Mismatch, Scalar, ScalarKind};
 #[doc(hidden)]
 pub use parse::parse_general;
+pub(crate) use parse::scalar_code;
 pub use parse::{parse, FormatError, MAX_ITEM_SIZE, MAX_NESTING};

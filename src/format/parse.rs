@@ -237,6 +237,13 @@ fn leaf(kind: ScalarKind, mode: Mode) -> ItemLayout {
     ItemLayout::scalar(Scalar::new(kind, mode.endian()), align)
 }
 
+/// The scalar of a format that is an optional prefix and one scalar code, if it is one (the
+/// acquisition fast path; anything else is left to [`parse`]).
+#[inline]
+pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
+    parse_scalar(b).and_then(|item| item.as_scalar())
+}
+
 /// The fast path: an optional prefix and one scalar code (`'d'`, `'<q'`, `'Zd'`, `'=Zf'`).
 #[inline]
 fn parse_scalar(b: &[u8]) -> Option<ItemLayout> {
