@@ -125,6 +125,7 @@
 
 mod item;
 mod normal;
+mod padding;
 mod parse;
 #[cfg(test)]
 mod reference;
