@@ -319,7 +319,9 @@ impl<T: Element> ValueWriter<T> {
                     // ranges are in bounds; the source bytes are value bytes of `T`, which
                     // the `Element` contract says are initialized; `dst` does not overlap
                     // `value` (caller's promise).
-                    unsafe { std::ptr::copy_nonoverlapping(src.add(r.start), dst.add(r.start), r.len()) };
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(src.add(r.start), dst.add(r.start), r.len())
+                    };
                 }
             }
         }

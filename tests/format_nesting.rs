@@ -28,7 +28,10 @@ fn nest(depth: usize, wrap: Wrap) -> ItemLayout {
         let (name, layout) = match wrap {
             Wrap::Unnamed => (None, item),
             Wrap::Named => (Some("a".to_string()), item),
-            Wrap::SubArray => (None, ItemLayout::array(vec![1 + usize::from(level % 8 == 0)], item)),
+            Wrap::SubArray => (
+                None,
+                ItemLayout::array(vec![1 + usize::from(level % 8 == 0)], item),
+            ),
         };
         item = ItemLayout {
             size: layout.size,
@@ -87,11 +90,7 @@ unsafe impl Element for DeepArrays {
 }
 
 fn deep_format() -> String {
-    format!(
-        "{}B{}",
-        "T{".repeat(MAX_NESTING),
-        "}".repeat(MAX_NESTING)
-    )
+    format!("{}B{}", "T{".repeat(MAX_NESTING), "}".repeat(MAX_NESTING))
 }
 
 fn memoryview<'py>(x: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
@@ -131,7 +130,10 @@ fn deep_named_nest_and_sub_array_nest_match_themselves() {
     Python::attach(|py| {
         let named = pybuf::export::from_vec(py, vec![DeepNamed(7); 3]).unwrap();
         let mv = memoryview(named.bind(py).as_any());
-        assert_eq!(Buffer1::<DeepNamed>::get(&mv).unwrap().to_vec().unwrap()[2], DeepNamed(7));
+        assert_eq!(
+            Buffer1::<DeepNamed>::get(&mv).unwrap().to_vec().unwrap()[2],
+            DeepNamed(7)
+        );
         // named fields are a record, not a byte
         assert!(matches!(
             BufferD::<u8>::get(&mv),

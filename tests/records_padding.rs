@@ -154,7 +154,10 @@ fn numpy_aligned_record_every_write_path_keeps_padding() {
         let got: Vec<(u8, u32)> = read.iter().map(|r| (r.a, r.b)).collect();
         let want: Vec<(u8, u32)> = py_a.into_iter().zip(py_b).collect();
         assert_eq!(got, want);
-        assert_eq!(buf.read().unwrap().view()[[1, 2]], buf.item((1, 2)).unwrap());
+        assert_eq!(
+            buf.read().unwrap().view()[[1, 2]],
+            buf.item((1, 2)).unwrap()
+        );
         assert_eq!(buf.with(|v| v.len()).unwrap(), 12);
     });
 }

@@ -76,7 +76,13 @@ fn zero_size_field_next_to_a_bool_is_validated() {
             "{err:?}"
         );
         assert!(matches!(buf.read(), Err(Error::InvalidValue { .. })));
-        assert_eq!(buf.item(0).unwrap(), ZB { z: [[], []], b: true });
+        assert_eq!(
+            buf.item(0).unwrap(),
+            ZB {
+                z: [[], []],
+                b: true
+            }
+        );
         run(py, &g, "a.view(np.uint8)[1] = 0\n");
         let b: Vec<bool> = eval(&g, "a['b'].tolist()").extract().unwrap();
         let got: Vec<bool> = buf.to_vec().unwrap().iter().map(|r| r.b).collect();

@@ -154,9 +154,7 @@ impl<'a> Normalized<'a> {
             return None;
         }
         let uniform = fields.iter().enumerate().all(|(i, f)| {
-            f.name.is_none()
-                && f.offset == i * step
-                && compare(self, f.item, self, first).is_ok()
+            f.name.is_none() && f.offset == i * step && compare(self, f.item, self, first).is_ok()
         });
         uniform.then_some(fields.len())
     }
@@ -171,12 +169,7 @@ impl<'a> Normalized<'a> {
 /// Compares item `f` of arena `fa` (found) with item `e` of arena `ea` (expected). Visits
 /// each pair of corresponding nodes once: arrays are compared through their one element,
 /// structs field by field.
-fn compare(
-    fa: &Normalized<'_>,
-    f: Item,
-    ea: &Normalized<'_>,
-    e: Item,
-) -> Result<(), Mismatch> {
+fn compare(fa: &Normalized<'_>, f: Item, ea: &Normalized<'_>, e: Item) -> Result<(), Mismatch> {
     if f.size != e.size {
         return Err(Mismatch::Layout);
     }
@@ -184,10 +177,7 @@ fn compare(
     // string: so 'B' does not match an expected '1s' while '1s' matches an expected 'B' (the
     // rule of the first version of `matches`, kept so that nothing matches differently).
     if let (Some(fs), Some(es)) = (f.scalar, e.scalar) {
-        if !matches!(
-            fs.kind,
-            ScalarKind::Bytes(_) | ScalarKind::PascalString(_)
-        ) {
+        if !matches!(fs.kind, ScalarKind::Bytes(_) | ScalarKind::PascalString(_)) {
             return scalar_matches(fs, es);
         }
     }
@@ -307,14 +297,14 @@ mod tests {
         let leaf = (scalar, endian).prop_map(|(k, e)| ItemLayout::scalar(Scalar::new(k, e), 1));
         leaf.prop_recursive(4, 24, 3, |inner| {
             prop_oneof![
-                (
-                    proptest::collection::vec(0usize..3, 1..3),
-                    inner.clone()
-                )
+                (proptest::collection::vec(0usize..3, 1..3), inner.clone())
                     .prop_map(|(shape, elem)| ItemLayout::array(shape, elem)),
                 (
                     proptest::collection::vec(
-                        (inner, prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))]),
+                        (
+                            inner,
+                            prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))]
+                        ),
                         1..4
                     ),
                     0usize..2
