@@ -354,3 +354,67 @@ fn handwritten_impls_default_to_padded() {
         assert_eq!(list, [6, 8, 9]);
     });
 }
+
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C, packed)]
+struct PackedAroundPadded {
+    t: u8,
+    x: [Rec; 2],
+}
+
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C, align(16))]
+struct OverAligned {
+    a: u64,
+}
+
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C)]
+struct Generic<T: Copy, const N: usize> {
+    a: [T; N],
+    b: u8,
+}
+
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C)]
+struct Zeros {
+    a: [u64; 0],
+    b: u8,
+}
+
+/// What the derive computes at compile time agrees with the padding its layout shows.
+#[test]
+fn has_padding_agrees_with_the_layout() {
+    fn check<T: Element>(padded: bool) {
+        let layout = T::layout();
+        assert_eq!(T::HAS_PADDING, padded, "{}", T::type_name());
+        assert_eq!(
+            !layout.padding_ranges().is_empty(),
+            padded,
+            "{}: {:?}",
+            T::type_name(),
+            layout.padding_ranges()
+        );
+    }
+    check::<Rec>(true);
+    check::<Tail>(true);
+    check::<Outer>(true);
+    check::<Dense>(false);
+    check::<[Rec; 3]>(true);
+    check::<[[Dense; 2]; 2]>(false);
+    check::<zerocopy::Unalign<Rec>>(true);
+    check::<PackedAroundPadded>(true);
+    check::<OverAligned>(true);
+    check::<Generic<u8, 3>>(false);
+    check::<Generic<u16, 3>>(true);
+    check::<Generic<Rec, 1>>(true);
+    check::<Zeros>(true); // aligned to 8 by the empty u64 array: 7 trailing bytes
+    check::<pybuf::be::F64>(false);
+    check::<bool>(false);
+    assert_eq!(Zeros::layout().padding_ranges(), [1..8]);
+    assert_eq!(OverAligned::layout().padding_ranges(), [8..16]);
+    assert_eq!(
+        PackedAroundPadded::layout().padding_ranges(),
+        [2..5, 10..13]
+    );
+}
