@@ -114,7 +114,7 @@ pub unsafe trait Element: Copy + Send + Sync + 'static {
     /// [`Buffer::set_item`](crate::Buffer::set_item),
     /// [`copy_from_slice`](crate::Buffer::copy_from_slice)) and refuses mutable views
     /// ([`Buffer::write`](crate::Buffer::write), [`with_mut`](crate::Buffer::with_mut)) with
-    /// [`Error::PaddedElement`](crate::Error::PaddedElement). Reading is not affected.
+    /// [`Error::PaddedElement`]. Reading is not affected.
     ///
     /// The default is `true`, which is sound for every type; a hand-written impl for a type
     /// without padding sets it to `false` to allow mutable views and whole-value copies.
@@ -347,7 +347,7 @@ impl<T: Element> ValueWriter<T> {
         if size == 0 || src.is_empty() {
             return;
         }
-        let mut image = vec![0u8; size * src.len()];
+        let mut image = vec![0u8; std::mem::size_of_val(src)];
         // SAFETY: `image` holds `len` items of `size` bytes and is fresh memory; the layout is
         // readable and nothing else touches it during the call (caller's promise).
         unsafe { copy::gather(layout, image.as_mut_ptr(), order) };
