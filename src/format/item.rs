@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::normal::Normalized;
+use super::normal;
 
 /// Byte order of a multi-byte scalar, resolved to the machine's (never "native").
 ///
@@ -317,7 +317,7 @@ impl ItemLayout {
         }
         // each side normalized once, then compared in one walk: time proportional to the
         // size of the layouts (see `normal`), whatever their nesting
-        Normalized::new(self).matches(&Normalized::new(expected))
+        normal::matches(self, expected)
     }
 
     /// [`matches`](ItemLayout::matches) against an expected plain scalar, without building its
