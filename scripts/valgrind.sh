@@ -3,7 +3,9 @@
 #
 #   bash scripts/valgrind.sh [TEST ...]      (default: every tests/core_*.rs and tests/release*.rs)
 #
-# Each TEST is the name of a file in tests/ without `.rs`. The binaries are built in the test
+# Each TEST is the name of a file in tests/ without `.rs`, optionally followed by `:` and
+# arguments for the test binary separated by commas (`interchange_dlpack:--skip=jax` leaves
+# out the tests whose name contains `jax`). The binaries are built in the test
 # profile, then run one at a time with `--test-threads=1` under memcheck, with
 # PYTHONMALLOC=malloc (so CPython's small-object allocator does not hide heap errors) and
 # the suppressions in scripts/valgrind-python.supp for CPython's and numpy's own noise.
@@ -40,7 +42,7 @@ fi
 # Build every binary first, and learn their paths from cargo's JSON messages.
 declare -A bins
 build_args=()
-for t in "${tests[@]}"; do build_args+=(--test "$t"); done
+for t in "${tests[@]}"; do build_args+=(--test "${t%%:*}"); done
 while IFS=$'\t' read -r name path; do
   bins[$name]=$path
 done < <(cargo test --no-run --message-format=json "${build_args[@]}" 2>/dev/null |
@@ -58,7 +60,10 @@ for line in sys.stdin:
 status=0
 total_start=$(date +%s)
 printf '%-28s %8s %10s %8s %s\n' binary errors pybuf-frm seconds tests
-for t in "${tests[@]}"; do
+for spec in "${tests[@]}"; do
+  t=${spec%%:*}
+  extra=()
+  if [ "$spec" != "$t" ]; then IFS=, read -r -a extra <<<"${spec#*:}"; fi
   bin=${bins[$t]:-}
   if [ -z "$bin" ]; then
     echo "$t: no such test binary (build failed?)" >&2
@@ -71,7 +76,7 @@ for t in "${tests[@]}"; do
   PYTHONMALLOC=malloc valgrind --tool=memcheck --error-exitcode=0 --num-callers=40 \
     --expensive-definedness-checks=yes \
     --suppressions="$supp" --gen-suppressions=all "${leak_args[@]}" \
-    --log-file="$log" ${VALGRIND_ARGS:-} "$bin" --test-threads=1 >"$out" 2>&1
+    --log-file="$log" ${VALGRIND_ARGS:-} "$bin" --test-threads=1 "${extra[@]}" >"$out" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   errors=$(grep -Eo 'ERROR SUMMARY: [0-9]+ errors' "$log" | tail -1 | grep -Eo '[0-9]+' | head -1)

@@ -82,6 +82,23 @@ pub enum ScalarKind {
     Bytes(usize),
     /// `'Np'`, a Pascal string of N bytes.
     PascalString(usize),
+    /// bfloat16 (`half::bf16`): the upper half of an IEEE 754 binary32. It has no PEP 3118
+    /// code, so no format string parses to it: only DLPack sources (`kDLBfloat`) produce it.
+    /// pybuf writes it as `'E'` (the type character of `ml_dtypes.bfloat16` in numpy).
+    BF16,
+    /// A DLPack data type that no Rust element type reads (the float8, float6 and float4
+    /// variants, opaque handles, vector types with several lanes, unusual sizes): it matches
+    /// no element type, so acquiring it as `Buffer<T, D>` fails with an element-type error
+    /// that names it. Only DLPack sources produce it, and only for whole-byte items (sub-byte
+    /// items padded to a byte included); its size is `(bits × lanes + 7) / 8` bytes.
+    DLPackOther {
+        /// `DLDataType.code`.
+        code: u8,
+        /// `DLDataType.bits`.
+        bits: u8,
+        /// `DLDataType.lanes`.
+        lanes: u16,
+    },
 }
 
 impl ScalarKind {
@@ -90,12 +107,13 @@ impl ScalarKind {
         use ScalarKind::*;
         match self {
             Bool | Char | I8 | U8 => 1,
-            I16 | U16 | F16 => 2,
+            I16 | U16 | F16 | BF16 => 2,
             I32 | U32 | F32 | ComplexF16 => 4,
             I64 | U64 | F64 | ComplexF32 => 8,
             ComplexF64 => 16,
             Pointer => std::mem::size_of::<usize>(),
             Bytes(n) | PascalString(n) => n,
+            DLPackOther { bits, lanes, .. } => (bits as usize * lanes as usize).div_ceil(8),
         }
     }
 
@@ -128,6 +146,10 @@ impl ScalarKind {
             Pointer => "pointer".into(),
             Bytes(n) => format!("bytes{n}"),
             PascalString(n) => format!("pascal-string{n}"),
+            BF16 => "bfloat16".into(),
+            DLPackOther { code, bits, lanes } => {
+                format!("DLPack type code {code}, {bits} bits, {lanes} lane(s)")
+            }
         }
     }
 
@@ -155,6 +177,8 @@ impl ScalarKind {
             Pointer => "I".into(),
             Bytes(n) => format!("{n}s"),
             PascalString(n) => format!("{n}p"),
+            BF16 => "E".into(),
+            DLPackOther { code, bits, lanes } => format!("dlpack({code},{bits},{lanes})"),
         }
     }
 
