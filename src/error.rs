@@ -249,6 +249,20 @@ pub enum Error {
         /// Its bytes.
         bytes: Vec<u8>,
     },
+    /// A mutable view ([`Buffer::write`](crate::Buffer::write),
+    /// [`with_mut`](crate::Buffer::with_mut)) of an element type that may have padding
+    /// ([`Element::HAS_PADDING`](crate::Element::HAS_PADDING)): storing a whole value through
+    /// it would put uninitialized bytes into Python's memory. `set_item` and
+    /// `copy_from_slice` write such types. (`TypeError`)
+    PaddedElement {
+        /// The element type.
+        type_name: String,
+        /// Its size in bytes.
+        size: usize,
+        /// Its padding bytes, from its layout (empty when a hand-written impl keeps the
+        /// default `HAS_PADDING = true` for a layout without gaps).
+        padding: Vec<std::ops::Range<usize>>,
+    },
     /// Rust-owned exported memory is still viewed from Python. (`BufferError`)
     ViewsAlive {
         /// How many views (exports) are live.
@@ -442,6 +456,33 @@ impl fmt::Display for Error {
                 f,
                 "expected a valid {type_name}, found bytes {bytes:?} at element {position}"
             ),
+            Error::PaddedElement {
+                type_name,
+                size,
+                padding,
+            } => {
+                write!(
+                    f,
+                    "expected an element type without padding for a mutable view, found \
+                     {type_name} ({size} bytes) "
+                )?;
+                if padding.is_empty() {
+                    f.write_str(
+                        "whose Element impl does not rule out padding (HAS_PADDING = true, the \
+                         default: set it to false if every byte of every value is initialized)",
+                    )?;
+                } else {
+                    let ranges: Vec<String> = padding
+                        .iter()
+                        .map(|r| format!("{}..{}", r.start, r.end))
+                        .collect();
+                    write!(f, "with padding at bytes {}", ranges.join(", "))?;
+                }
+                f.write_str(
+                    "; write it with set_item or copy_from_slice, which leave padding bytes as \
+                     they are",
+                )
+            }
             Error::ViewsAlive { count } => write!(
                 f,
                 "expected no live views of the exported memory, found {count}; release them \
@@ -512,7 +553,8 @@ impl From<Error> for PyErr {
             | Error::MissingProtocol { .. }
             | Error::ElementType { .. }
             | Error::ByteOrder { .. }
-            | Error::Dimensions { .. } => PyTypeError::new_err(msg),
+            | Error::Dimensions { .. }
+            | Error::PaddedElement { .. } => PyTypeError::new_err(msg),
             Error::Refused { cause, .. } => {
                 let new = PyBufferError::new_err(msg);
                 pyo3::Python::attach(|py| new.set_cause(py, Some(cause)));
