@@ -4,18 +4,21 @@
 //! list, so a steady state allocates nothing). A node's byte extent `[first, last]` gives it a
 //! *size class* `c`, the smallest shift of [`shift_of`] (6, 9, 12, …, 63 bits) with
 //! `last − first < 2^c`, and a *chunk* `first >> c`. Since the extent is shorter than a chunk,
-//! it lies within its own chunk and the next one. Nodes are kept in one bucket per
-//! (access, class, chunk) — an intrusive doubly linked list whose head sits in a hash
-//! [`Table`] — and in one list per (access, class).
+//! it lies within its own chunk and the next one. Nodes are kept in one list per
+//! (access, class), and once a class holds more than [`INDEX_ABOVE`] nodes also in one bucket
+//! per (access, class, chunk) — an intrusive doubly linked list whose head sits in a hash
+//! [`Table`]. (A class that shrinks to [`UNINDEX_AT`] nodes drops its buckets again; the gap
+//! keeps a class from building and dropping them on every borrow.)
 //!
 //! A query extent `[qf, ql]` can only meet nodes of class `c` in chunks
 //! `(qf >> c) − 1 ..= ql >> c`; for every class that has live nodes of the access searched it
-//! looks up those buckets, or walks the class's whole list when that is shorter than the
-//! number of chunks (a large query among few small borrows). Each node whose extent meets the
-//! query is then checked exactly by [`norm_overlap`].
+//! looks up those buckets if the class is indexed and they are fewer than its nodes, and walks
+//! the class's list otherwise (a few borrows, or a large query among small borrows). Each
+//! node whose extent meets the query is then checked exactly by [`norm_overlap`].
 //!
-//! Costs: registering and unregistering take O(1) expected time (one hash update), whatever
-//! the number of live borrows. A query costs, for each non-empty class of the access searched,
+//! Costs: registering and unregistering take O(1) expected time (at most one hash update;
+//! building or dropping a class's buckets is amortized over the borrows that crossed the
+//! thresholds), whatever the number of live borrows. A query costs, for each non-empty class of the access searched,
 //! `min(chunks spanned, nodes of that class)` steps plus the bucket entries seen: a shared
 //! request searches only the exclusive borrows (shared never conflicts with shared), so with
 //! no exclusive borrow live it searches nothing. The one case that grows linearly is a query
@@ -66,6 +69,11 @@ fn bucket_key(class: usize, chunk: u64, access: usize) -> u64 {
 /// Marks a free slot.
 const FREE: u8 = u8::MAX;
 
+/// A class gets buckets when it grows past this many nodes ...
+pub(crate) const INDEX_ABOVE: u32 = 8;
+/// ... and drops them when it shrinks to this many.
+pub(crate) const UNINDEX_AT: u32 = 2;
+
 #[derive(Debug)]
 struct Node {
     /// The region. Cleared when the slot is free.
@@ -86,11 +94,14 @@ struct Node {
 struct ClassList {
     head: u32,
     count: u32,
+    /// Whether the nodes are also in buckets.
+    indexed: bool,
 }
 
 const EMPTY_CLASS: ClassList = ClassList {
     head: NIL,
     count: 0,
+    indexed: false,
 };
 
 /// All live borrows. Not synchronized itself: the process-wide instance sits behind a lock.
@@ -131,6 +142,7 @@ impl Registry {
 
     /// Registers `norm` with `access`, or reports the access of a conflicting live borrow.
     /// `max_work` bounds each pairwise overlap check.
+    #[inline]
     pub(crate) fn insert(
         &mut self,
         norm: Norm,
@@ -142,30 +154,72 @@ impl Registry {
     }
 
     /// Registers `norm` without checking it (the caller just did, under the same lock).
+    #[inline]
     pub(crate) fn insert_unchecked(&mut self, norm: Norm, access: Access) -> Result<u32, Access> {
         let a = access_index(access);
         let class = class_of(norm.last - norm.first);
-        let key = (class != HUGE).then(|| bucket_key(class, norm.first >> shift_of(class), a));
         let slot = self.alloc(norm, class as u8, a as u8).ok_or(Access::Exclusive)?;
-        if let Some(key) = key {
-            let head = self.buckets.get(key).unwrap_or(NIL);
-            self.nodes[slot as usize].next = head;
-            if head != NIL {
-                self.nodes[head as usize].prev = slot;
-            }
-            self.buckets.set(key, slot);
-        }
         let list = &mut self.classes[a][class];
         let head = list.head;
         list.head = slot;
         list.count += 1;
+        let (count, indexed) = (list.count, list.indexed);
         self.nodes[slot as usize].class_next = head;
         if head != NIL {
             self.nodes[head as usize].class_prev = slot;
         }
         self.nonempty[a] |= 1 << class;
         self.live += 1;
+        if indexed {
+            self.link_bucket(slot);
+        } else if count > INDEX_ABOVE && class != HUGE {
+            self.classes[a][class].indexed = true;
+            let mut i = self.classes[a][class].head;
+            while i != NIL {
+                self.link_bucket(i);
+                i = self.nodes[i as usize].class_next;
+            }
+        }
         Ok(slot)
+    }
+
+    /// The bucket key of live node `i`.
+    #[inline]
+    fn key_of(&self, i: u32) -> u64 {
+        let n = &self.nodes[i as usize];
+        let class = n.class as usize;
+        bucket_key(class, n.norm.first >> shift_of(class), n.access as usize)
+    }
+
+    /// Puts live node `i` at the head of its bucket.
+    fn link_bucket(&mut self, i: u32) {
+        let key = self.key_of(i);
+        let head = self.buckets.get(key).unwrap_or(NIL);
+        let n = &mut self.nodes[i as usize];
+        n.prev = NIL;
+        n.next = head;
+        if head != NIL {
+            self.nodes[head as usize].prev = i;
+        }
+        self.buckets.set(key, i);
+    }
+
+    /// Takes live node `i` out of its bucket.
+    fn unlink_bucket(&mut self, i: u32) {
+        let (prev, next) = (self.nodes[i as usize].prev, self.nodes[i as usize].next);
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
+        } else {
+            let key = self.key_of(i);
+            if next != NIL {
+                self.buckets.set(key, next);
+            } else {
+                self.buckets.remove(key);
+            }
+        }
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        }
     }
 
     /// Whether a borrow of `norm` with `access` would conflict with a live one (and with
@@ -189,23 +243,9 @@ impl Registry {
             return None;
         }
         let (a, class) = (node.access as usize, node.class as usize);
-        let (prev, next) = (node.prev, node.next);
         let (cprev, cnext) = (node.class_prev, node.class_next);
-        // Bucket list.
-        if class != HUGE {
-            if prev != NIL {
-                self.nodes[prev as usize].next = next;
-            } else {
-                let key = bucket_key(class, node.norm.first >> shift_of(class), a);
-                if next != NIL {
-                    self.buckets.set(key, next);
-                } else {
-                    self.buckets.remove(key);
-                }
-            }
-            if next != NIL {
-                self.nodes[next as usize].prev = prev;
-            }
+        if self.classes[a][class].indexed {
+            self.unlink_bucket(slot);
         }
         // Class list.
         if cprev != NIL {
@@ -218,8 +258,17 @@ impl Registry {
         }
         let list = &mut self.classes[a][class];
         list.count -= 1;
-        if list.count == 0 {
+        let (count, indexed) = (list.count, list.indexed);
+        if count == 0 {
             self.nonempty[a] &= !(1 << class);
+        }
+        if indexed && count <= UNINDEX_AT {
+            self.classes[a][class].indexed = false;
+            let mut i = self.classes[a][class].head;
+            while i != NIL {
+                self.unlink_bucket(i);
+                i = self.nodes[i as usize].class_next;
+            }
         }
         self.live -= 1;
         let node = &mut self.nodes[slot as usize];
@@ -233,6 +282,7 @@ impl Registry {
         Some((heap, a == 1))
     }
 
+    #[inline]
     fn alloc(&mut self, norm: Norm, class: u8, access: u8) -> Option<u32> {
         let node = Node {
             norm,
@@ -273,7 +323,7 @@ impl Registry {
 
     fn class_conflict(&self, a: usize, class: usize, q: &Norm, max_work: u32) -> bool {
         let list = self.classes[a][class];
-        if class != HUGE {
+        if list.indexed {
             let shift = shift_of(class);
             let lo = (q.first >> shift).saturating_sub(1);
             let hi = q.last >> shift;
@@ -311,6 +361,7 @@ impl Registry {
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         let mut seen = 0usize;
+        let mut keys = std::collections::BTreeSet::new();
         for a in 0..2 {
             for class in 0..CLASSES {
                 let list = self.classes[a][class];
@@ -322,9 +373,10 @@ impl Registry {
                     assert_eq!((n.access as usize, n.class as usize), (a, class));
                     assert_eq!(n.class_prev, prev);
                     assert_eq!(class_of(n.norm.last - n.norm.first), class);
-                    if class != HUGE {
+                    if list.indexed {
                         // Reachable from its bucket.
                         let key = bucket_key(class, n.norm.first >> shift_of(class), a);
+                        keys.insert(key);
                         let mut j = self.buckets.get(key).expect("bucket of a live node");
                         assert_eq!(self.nodes[j as usize].prev, NIL);
                         while j != i {
@@ -337,11 +389,13 @@ impl Registry {
                     count += 1;
                 }
                 assert_eq!(count, list.count);
+                assert!(!list.indexed || (class != HUGE && count > UNINDEX_AT));
                 assert_eq!(self.nonempty[a] & (1 << class) != 0, count > 0);
                 seen += count as usize;
             }
         }
         assert_eq!(seen, self.live);
+        assert_eq!(keys.len(), self.buckets.len(), "buckets of unindexed classes");
         let free = self.nodes.iter().filter(|n| n.access == FREE).count();
         assert_eq!(free + self.live, self.nodes.len());
     }
@@ -362,5 +416,38 @@ mod tests {
         }
         assert_eq!(class_of(1 << 63), HUGE);
         assert_eq!(class_of(u64::MAX), HUGE);
+    }
+
+    fn point(first: u64, len: u64) -> Norm {
+        super::super::overlap::normalize(first as usize, &[], &[], len as usize).unwrap()
+    }
+
+    #[test]
+    fn classes_index_and_unindex_across_the_thresholds() {
+        let mut reg = Registry::new();
+        // 40 disjoint 8-byte borrows, 100 bytes apart (one class, many chunks), then back down
+        let mut slots = Vec::new();
+        for i in 0..40u64 {
+            let slot = reg.insert(point(1 << 20 | (i * 100), 8), Access::Shared, 64).unwrap();
+            slots.push((i, slot));
+            reg.check_invariants();
+            assert_eq!(reg.classes[0][0].indexed, slots.len() as u32 > INDEX_ABOVE);
+            // every live one is found, its neighbours' gaps are free
+            for &(j, _) in &slots {
+                assert_eq!(reg.check(&point(1 << 20 | (j * 100 + 7), 1), Access::Exclusive, 64), Err(Access::Shared));
+                assert_eq!(reg.check(&point(1 << 20 | (j * 100 + 8), 92), Access::Exclusive, 64), Ok(()));
+            }
+            // a large query among them finds them through the class list
+            assert!(reg.check(&point(1 << 20, 1 << 16), Access::Exclusive, 64).is_err());
+        }
+        while let Some((_, slot)) = slots.pop() {
+            assert!(reg.remove(slot).is_some());
+            reg.check_invariants();
+            for &(j, _) in &slots {
+                assert!(reg.check(&point(1 << 20 | (j * 100), 8), Access::Exclusive, 64).is_err());
+            }
+        }
+        assert_eq!(reg.len(), 0);
+        assert!(!reg.classes[0][0].indexed);
     }
 }
