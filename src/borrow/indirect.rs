@@ -16,12 +16,15 @@
 //! address-described borrows of the same rows or pointer tables exactly as address borrows
 //! do. The walk happens under the registry lock, level by level: the cells of a level are
 //! checked and registered *before* they are read, so no Rust writer can be changing a pointer
-//! while it is followed, and the whole borrow appears at once to other threads.
+//! while it is followed. The data runs are collected during the walk, then checked (against
+//! every live borrow, including this borrow's own pointer cells) and registered together, so
+//! the whole borrow appears at once to other threads.
 //!
-//! An entry of an exclusive borrow also conflicts with the borrow's own earlier entries: a
-//! writable PIL buffer whose rows alias each other or its own pointer table is refused with
-//! [`Error::BorrowConflict`] rather than written through (writing a row that holds pointers
-//! still to be followed would send the copy anywhere).
+//! The runs of one borrow may overlap each other, as the items of a zero-stride view do (a
+//! PIL buffer whose row pointers repeat). They may not overlap the borrow's own pointer cells
+//! when the access is exclusive: a writable PIL buffer whose rows cover its own pointer table
+//! is refused with [`Error::BorrowConflict`] rather than written through (writing a row that
+//! holds pointers still to be followed would send the copy anywhere).
 //!
 //! # Work bound
 //!
@@ -33,7 +36,7 @@
 
 use crate::error::{Access, Error};
 
-use super::overlap::{normalize, Norm};
+use super::overlap::{normalize, Norm, MAX_WORK};
 use super::{insert, lock, BorrowToken, Fast, Locked, NIL};
 
 /// Most registry entries one suboffset borrow resolves into before it falls back to a
@@ -70,17 +73,18 @@ pub(crate) unsafe fn acquire(layout: &Indirect<'_>, access: Access) -> Result<Bo
     let described = layout.strides.len() == n && layout.suboffsets.len() == n;
     let result = match count_regions(layout.shape, layout.suboffsets) {
         Some(count) if described && count <= MAX_REGIONS => {
+            let mut runs = Vec::new();
             // SAFETY: forwarded from the caller; the walk starts at the buffer's base.
-            unsafe { walk(&mut registry, layout, layout.base, 0, access, &mut slots) }
+            unsafe { walk(&mut registry, layout, layout.base, 0, &mut slots, &mut runs) }
+                .and_then(|()| register_runs(&mut registry, runs, access, &mut slots))
         }
         _ => insert(&mut registry, Norm::everything(), access).map(|slot| slots.push(slot)),
     };
     if let Err(e) = result {
-        let mut exclusive = false;
         for slot in slots {
-            exclusive |= registry.remove(slot).is_some_and(|(_, excl)| excl);
+            registry.remove(slot);
         }
-        if exclusive || access == Access::Exclusive {
+        if access == Access::Exclusive {
             Fast::readmit_readers(&registry);
         }
         return Err(e);
@@ -90,6 +94,37 @@ pub(crate) unsafe fn acquire(layout: &Indirect<'_>, access: Access) -> Result<Bo
         slot: slots.next().unwrap_or(NIL),
         more: slots.collect(),
     })
+}
+
+/// Checks every data run against the live borrows (not against each other), then registers
+/// them all.
+fn register_runs(
+    registry: &mut Locked,
+    runs: Vec<Norm>,
+    access: Access,
+    slots: &mut Vec<u32>,
+) -> Result<(), Error> {
+    if access == Access::Exclusive {
+        Fast::exclude_readers(registry);
+    }
+    for run in &runs {
+        registry
+            .check(run, access, MAX_WORK)
+            .map_err(|held| Error::BorrowConflict {
+                requested: access,
+                held,
+            })?;
+    }
+    for run in runs {
+        let slot = registry
+            .insert_unchecked(run, access)
+            .map_err(|held| Error::BorrowConflict {
+                requested: access,
+                held,
+            })?;
+        slots.push(slot);
+    }
+    Ok(())
 }
 
 /// Number of registry entries the walk makes (`None` if it overflows).
@@ -109,7 +144,8 @@ fn count_regions(shape: &[usize], suboffsets: &[isize]) -> Option<usize> {
     total.checked_add(bases) // one data run per base
 }
 
-/// Registers the regions reached from `base` at dimension `from`, appending their slots.
+/// Registers the pointer cells reached from `base` at dimension `from` (appending their
+/// slots) and collects the data runs they lead to.
 ///
 /// # Safety
 /// As for [`acquire`]; `base` is the address the indices before `from` lead to.
@@ -118,16 +154,14 @@ unsafe fn walk(
     layout: &Indirect<'_>,
     base: *const u8,
     from: usize,
-    access: Access,
     slots: &mut Vec<u32>,
+    runs: &mut Vec<Norm>,
 ) -> Result<(), Error> {
     let n = layout.shape.len();
     let Some(j) = (from..n).find(|&d| layout.suboffsets[d] >= 0) else {
         // A data run over the remaining (direct) dimensions.
         let (shape, strides) = (&layout.shape[from..], &layout.strides[from..]);
-        if let Some(norm) = normalize(base as usize, shape, strides, layout.itemsize) {
-            slots.push(insert(registry, norm, access)?);
-        }
+        runs.extend(normalize(base as usize, shape, strides, layout.itemsize));
         return Ok(());
     };
     let (shape, strides) = (&layout.shape[from..=j], &layout.strides[from..=j]);
@@ -148,7 +182,7 @@ unsafe fn walk(
         let pointer = unsafe { cell.cast::<*const u8>().read_unaligned() };
         let next = pointer.wrapping_offset(layout.suboffsets[j]);
         // SAFETY: `next` is where this index leads, as the caller's promise requires.
-        unsafe { walk(registry, layout, next, j + 1, access, slots)? };
+        unsafe { walk(registry, layout, next, j + 1, slots, runs)? };
         // Next index, last dimension fastest.
         let mut d = index.len();
         loop {
