@@ -89,7 +89,9 @@
 //! `fork()` copies the process with only the forking thread. pybuf installs `pthread_atfork`
 //! handlers at the first acquisition (they run for `os.fork()`, `multiprocessing` and any
 //! other `fork()` through libc). Before the fork the forking thread takes the borrow
-//! registry's lock (see [`crate::borrow`]). In the child, whatever other threads were doing
+//! registry's lock, so the child inherits a consistent table of borrows (the borrows of
+//! vanished threads stay registered there: their guards still exist in the child's memory).
+//! In the child, whatever other threads were doing
 //! inside pybuf is forgotten: the count of threads inside `Py_AddPendingCall` (the atexit
 //! hook would otherwise wait for threads that do not exist), the "pending call scheduled"
 //! flag (a call being added at the fork may not have been), an unfinished registration of the
@@ -99,8 +101,8 @@
 //! child's copy of the interpreter, released there as usual. The handlers only do atomic
 //! stores and reads, so they are safe in the child of a multithreaded process.
 //!
-//! The atexit hook waits for threads inside `Py_AddPendingCall` for at most
-//! [`CLOSE_WAIT`]; with the fork handler the count always belongs to live threads, each of
+//! The atexit hook waits for threads inside `Py_AddPendingCall` for at most five seconds;
+//! with the fork handler the count always belongs to live threads, each of
 //! which leaves within microseconds unless it is descheduled. Should one still be inside after
 //! the bound, the hook stops waiting and finalization proceeds: that thread's pending call
 //! may then be added while the interpreter shuts down (CPython's own pending-call lock still
@@ -222,7 +224,7 @@ static THREAD_LOCAL_CURRENT: AtomicBool = AtomicBool::new(false);
 static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
 
 /// How long the atexit hook waits for threads inside `Py_AddPendingCall`.
-pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Releases one acquired `Py_buffer`, from `Drop`: at once when this thread is attached to
 /// the main interpreter, otherwise queued for the next safe point; leaked once interpreter

@@ -116,12 +116,13 @@ fn register_runs(
             })?;
     }
     for run in runs {
-        let slot = registry
-            .insert_unchecked(run, access)
-            .map_err(|held| Error::BorrowConflict {
-                requested: access,
-                held,
-            })?;
+        let slot =
+            registry
+                .insert_unchecked(run, access)
+                .map_err(|held| Error::BorrowConflict {
+                    requested: access,
+                    held,
+                })?;
         slots.push(slot);
     }
     Ok(())
@@ -171,10 +172,9 @@ unsafe fn walk(
     }
     let mut index = vec![0usize; shape.len()];
     loop {
-        let offset = index
-            .iter()
-            .zip(strides)
-            .fold(0isize, |acc, (&i, &s)| acc.wrapping_add((i as isize).wrapping_mul(s)));
+        let offset = index.iter().zip(strides).fold(0isize, |acc, (&i, &s)| {
+            acc.wrapping_add((i as isize).wrapping_mul(s))
+        });
         let cell = base.wrapping_offset(offset);
         // SAFETY: `index` is within the shape, so `cell` is a pointer cell of the held buffer
         // (the caller's promise); its bytes are registered shared just above, under the lock we

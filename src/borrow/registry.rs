@@ -158,7 +158,9 @@ impl Registry {
     pub(crate) fn insert_unchecked(&mut self, norm: Norm, access: Access) -> Result<u32, Access> {
         let a = access_index(access);
         let class = class_of(norm.last - norm.first);
-        let slot = self.alloc(norm, class as u8, a as u8).ok_or(Access::Exclusive)?;
+        let slot = self
+            .alloc(norm, class as u8, a as u8)
+            .ok_or(Access::Exclusive)?;
         let list = &mut self.classes[a][class];
         let head = list.head;
         list.head = slot;
@@ -194,14 +196,13 @@ impl Registry {
     /// Puts live node `i` at the head of its bucket.
     fn link_bucket(&mut self, i: u32) {
         let key = self.key_of(i);
-        let head = self.buckets.get(key).unwrap_or(NIL);
+        let head = self.buckets.replace(key, i).unwrap_or(NIL);
         let n = &mut self.nodes[i as usize];
         n.prev = NIL;
         n.next = head;
         if head != NIL {
             self.nodes[head as usize].prev = i;
         }
-        self.buckets.set(key, i);
     }
 
     /// Takes live node `i` out of its bucket.
@@ -395,7 +396,11 @@ impl Registry {
             }
         }
         assert_eq!(seen, self.live);
-        assert_eq!(keys.len(), self.buckets.len(), "buckets of unindexed classes");
+        assert_eq!(
+            keys.len(),
+            self.buckets.len(),
+            "buckets of unindexed classes"
+        );
         let free = self.nodes.iter().filter(|n| n.access == FREE).count();
         assert_eq!(free + self.live, self.nodes.len());
     }
@@ -407,11 +412,26 @@ mod tests {
 
     #[test]
     fn classes_cover_their_extents() {
-        for span in [0u64, 1, 62, 63, 64, 65, 511, 512, 4095, 1 << 40, (1 << 63) - 1] {
+        for span in [
+            0u64,
+            1,
+            62,
+            63,
+            64,
+            65,
+            511,
+            512,
+            4095,
+            1 << 40,
+            (1 << 63) - 1,
+        ] {
             let c = class_of(span);
             assert!(c < HUGE && span < (1u64 << shift_of(c)), "span {span}");
             if c > 0 {
-                assert!(span >= 1u64 << shift_of(c - 1), "span {span} not in the smallest class");
+                assert!(
+                    span >= 1u64 << shift_of(c - 1),
+                    "span {span} not in the smallest class"
+                );
             }
         }
         assert_eq!(class_of(1 << 63), HUGE);
@@ -428,23 +448,35 @@ mod tests {
         // 40 disjoint 8-byte borrows, 100 bytes apart (one class, many chunks), then back down
         let mut slots = Vec::new();
         for i in 0..40u64 {
-            let slot = reg.insert(point(1 << 20 | (i * 100), 8), Access::Shared, 64).unwrap();
+            let slot = reg
+                .insert(point(1 << 20 | (i * 100), 8), Access::Shared, 64)
+                .unwrap();
             slots.push((i, slot));
             reg.check_invariants();
             assert_eq!(reg.classes[0][0].indexed, slots.len() as u32 > INDEX_ABOVE);
             // every live one is found, its neighbours' gaps are free
             for &(j, _) in &slots {
-                assert_eq!(reg.check(&point(1 << 20 | (j * 100 + 7), 1), Access::Exclusive, 64), Err(Access::Shared));
-                assert_eq!(reg.check(&point(1 << 20 | (j * 100 + 8), 92), Access::Exclusive, 64), Ok(()));
+                assert_eq!(
+                    reg.check(&point(1 << 20 | (j * 100 + 7), 1), Access::Exclusive, 64),
+                    Err(Access::Shared)
+                );
+                assert_eq!(
+                    reg.check(&point(1 << 20 | (j * 100 + 8), 92), Access::Exclusive, 64),
+                    Ok(())
+                );
             }
             // a large query among them finds them through the class list
-            assert!(reg.check(&point(1 << 20, 1 << 16), Access::Exclusive, 64).is_err());
+            assert!(reg
+                .check(&point(1 << 20, 1 << 16), Access::Exclusive, 64)
+                .is_err());
         }
         while let Some((_, slot)) = slots.pop() {
             assert!(reg.remove(slot).is_some());
             reg.check_invariants();
             for &(j, _) in &slots {
-                assert!(reg.check(&point(1 << 20 | (j * 100), 8), Access::Exclusive, 64).is_err());
+                assert!(reg
+                    .check(&point(1 << 20 | (j * 100), 8), Access::Exclusive, 64)
+                    .is_err());
             }
         }
         assert_eq!(reg.len(), 0);

@@ -78,6 +78,13 @@ impl Table {
 
     /// Sets `key` to `value` (inserting it if absent).
     pub(crate) fn set(&mut self, key: u64, value: u32) {
+        self.replace(key, value);
+    }
+
+    /// Sets `key` to `value` (inserting it if absent) and returns the value it had, in one
+    /// probe.
+    #[inline]
+    pub(crate) fn replace(&mut self, key: u64, value: u32) -> Option<u32> {
         debug_assert_ne!(key, EMPTY);
         if (self.len + 1) * 2 > self.entries.len() {
             self.grow();
@@ -87,13 +94,12 @@ impl Table {
         loop {
             let e = &mut self.entries[i];
             if e.key == key {
-                e.value = value;
-                return;
+                return Some(std::mem::replace(&mut e.value, value));
             }
             if e.key == EMPTY {
                 *e = Entry { key, value };
                 self.len += 1;
-                return;
+                return None;
             }
             i = (i + 1) & mask;
         }
@@ -174,8 +180,7 @@ mod tests {
                     t.remove(key);
                     m.remove(&key);
                 } else {
-                    t.set(key, v);
-                    m.insert(key, v);
+                    prop_assert_eq!(t.replace(key, v), m.insert(key, v));
                 }
                 prop_assert_eq!(t.len(), m.len());
                 for k in 0..64u64 {

@@ -210,9 +210,7 @@ fn wild_and_overflowing_regions_are_conservative() {
     assert!(huge.wild);
     // none of it panics in a local registry, and wild regions conflict with anything
     let mut reg = Registry::new();
-    let a = reg
-        .insert(any, Access::Exclusive, MAX_WORK)
-        .unwrap();
+    let a = reg.insert(any, Access::Exclusive, MAX_WORK).unwrap();
     assert_eq!(
         reg.insert(huge, Access::Shared, MAX_WORK),
         Err(Access::Exclusive)
@@ -467,8 +465,7 @@ fn registry_stays_balanced() {
     let slots: Vec<u32> = (0..20_000u64)
         .map(|i| {
             let n = normalize((1 << 30) + 64 * i as usize, &[8], &[8], 8).unwrap();
-            reg.insert(n, Access::Exclusive, MAX_WORK)
-                .unwrap()
+            reg.insert(n, Access::Exclusive, MAX_WORK).unwrap()
         })
         .collect();
     reg.check_invariants();
@@ -840,9 +837,7 @@ fn timing() {
     let mut local = Registry::new();
     let local_only = ns_per(iters, || {
         let n = normalize(std::hint::black_box(p), &shape, &strides, 8).unwrap();
-        let slot = local
-            .insert(n, Access::Exclusive, MAX_WORK)
-            .unwrap();
+        let slot = local.insert(n, Access::Exclusive, MAX_WORK).unwrap();
         drop(std::hint::black_box(local.remove(slot)));
     });
     for (what, (wall, cpu)) in [
