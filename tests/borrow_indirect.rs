@@ -175,7 +175,9 @@ fn pil_borrows_meet_direct_borrows_of_their_rows() {
         // Free again: the copies land, and Python sees them.
         b.copy_from_slice(&src).unwrap();
         assert_eq!(
-            eval(&g, "bytes(m.tolist()[1])").extract::<Vec<u8>>().unwrap(),
+            eval(&g, "bytes(m.tolist()[1])")
+                .extract::<Vec<u8>>()
+                .unwrap(),
             vec![5u8; ROW]
         );
     });
@@ -205,7 +207,9 @@ fn pil_borrows_meet_direct_borrows_of_their_pointer_table() {
             c.copy_from_slice(&src).unwrap();
         }
         assert_eq!(
-            eval(&g, "bytes(m.tolist()[2])").extract::<Vec<u8>>().unwrap(),
+            eval(&g, "bytes(m.tolist()[2])")
+                .extract::<Vec<u8>>()
+                .unwrap(),
             vec![9u8; ROW]
         );
     });

@@ -147,11 +147,8 @@ fn children_forked_during_drops_and_borrows_exit_and_can_borrow() {
         })
         .unwrap();
         g.set_item("feed", feed).unwrap();
-        g.set_item(
-            "child_check",
-            wrap_pyfunction!(child_check, py).unwrap(),
-        )
-        .unwrap();
+        g.set_item("child_check", wrap_pyfunction!(child_check, py).unwrap())
+            .unwrap();
         g.set_item("FORKS", forks()).unwrap();
         let result = py.run(
             c"def run():\n\
