@@ -308,7 +308,7 @@ pub(crate) fn with_momentary<R>(
 }
 
 fn with_momentary_norm<R>(norm: &Norm, access: Access, f: impl FnOnce() -> R) -> Result<R, Error> {
-    let registry = lock();
+    let mut registry = lock();
     if access == Access::Exclusive {
         Fast::exclude_readers(&registry);
     }

@@ -5,10 +5,12 @@
 //! *size class* `c`, the smallest shift of [`shift_of`] (6, 9, 12, …, 63 bits) with
 //! `last − first < 2^c`, and a *chunk* `first >> c`. Since the extent is shorter than a chunk,
 //! it lies within its own chunk and the next one. Nodes are kept in one list per
-//! (access, class), and once a class holds more than [`INDEX_ABOVE`] nodes also in one bucket
-//! per (access, class, chunk) — an intrusive doubly linked list whose head sits in a hash
-//! [`Table`]. (A class that shrinks to [`UNINDEX_AT`] nodes drops its buckets again; the gap
-//! keeps a class from building and dropping them on every borrow.)
+//! (access, class). The first query that would otherwise walk a class of more than
+//! [`INDEX_ABOVE`] nodes builds an index for it: one bucket per (access, class, chunk) — an
+//! intrusive doubly linked list whose head sits in a hash [`Table`] — kept up to date from
+//! then on. (A class that shrinks to [`UNINDEX_AT`] nodes drops its buckets again; the gap
+//! keeps a class from building and dropping them on every borrow.) So many shared borrows
+//! that no exclusive request ever searches cost no hashing at all.
 //!
 //! A query extent `[qf, ql]` can only meet nodes of class `c` in chunks
 //! `(qf >> c) − 1 ..= ql >> c`; for every class that has live nodes of the access searched it
@@ -64,6 +66,13 @@ fn access_index(access: Access) -> usize {
 #[inline]
 fn bucket_key(class: usize, chunk: u64, access: usize) -> u64 {
     (chunk << 6) | ((class as u64) << 1) | access as u64
+}
+
+/// Number of chunks of bucketed class `class` that a query extent can meet, minus one.
+#[inline]
+fn chunks(q: &Norm, class: usize) -> u64 {
+    let shift = shift_of(class);
+    (q.last >> shift) - (q.first >> shift).saturating_sub(1)
 }
 
 /// Marks a free slot.
@@ -165,7 +174,7 @@ impl Registry {
         let head = list.head;
         list.head = slot;
         list.count += 1;
-        let (count, indexed) = (list.count, list.indexed);
+        let indexed = list.indexed;
         self.nodes[slot as usize].class_next = head;
         if head != NIL {
             self.nodes[head as usize].class_prev = slot;
@@ -174,13 +183,6 @@ impl Registry {
         self.live += 1;
         if indexed {
             self.link_bucket(slot);
-        } else if count > INDEX_ABOVE && class != HUGE {
-            self.classes[a][class].indexed = true;
-            let mut i = self.classes[a][class].head;
-            while i != NIL {
-                self.link_bucket(i);
-                i = self.nodes[i as usize].class_next;
-            }
         }
         Ok(slot)
     }
@@ -224,8 +226,13 @@ impl Registry {
     }
 
     /// Whether a borrow of `norm` with `access` would conflict with a live one (and with
-    /// which access), without registering it.
-    pub(crate) fn check(&self, norm: &Norm, access: Access, max_work: u32) -> Result<(), Access> {
+    /// which access), without registering it. (Mutable only to build class indexes.)
+    pub(crate) fn check(
+        &mut self,
+        norm: &Norm,
+        access: Access,
+        max_work: u32,
+    ) -> Result<(), Access> {
         if self.find_conflict(1, norm, max_work) {
             return Err(Access::Exclusive);
         }
@@ -233,6 +240,17 @@ impl Registry {
             return Err(Access::Shared);
         }
         Ok(())
+    }
+
+    /// Builds the buckets of class `class` of access index `a`.
+    #[cold]
+    fn index_class(&mut self, a: usize, class: usize) {
+        self.classes[a][class].indexed = true;
+        let mut i = self.classes[a][class].head;
+        while i != NIL {
+            self.link_bucket(i);
+            i = self.nodes[i as usize].class_next;
+        }
     }
 
     /// Unregisters the borrow in `slot`; returns its heap part, if any, so the caller can free
@@ -310,11 +328,19 @@ impl Registry {
 
     /// Whether a live node of access index `a` overlaps `q` (undecided counts as overlap).
     #[inline]
-    fn find_conflict(&self, a: usize, q: &Norm, max_work: u32) -> bool {
+    fn find_conflict(&mut self, a: usize, q: &Norm, max_work: u32) -> bool {
         let mut mask = self.nonempty[a];
         while mask != 0 {
             let class = mask.trailing_zeros() as usize;
             mask &= mask - 1;
+            let list = self.classes[a][class];
+            if !list.indexed
+                && list.count > INDEX_ABOVE
+                && class != HUGE
+                && chunks(q, class) < u64::from(list.count)
+            {
+                self.index_class(a, class);
+            }
             if self.class_conflict(a, class, q, max_work) {
                 return true;
             }
@@ -324,11 +350,11 @@ impl Registry {
 
     fn class_conflict(&self, a: usize, class: usize, q: &Norm, max_work: u32) -> bool {
         let list = self.classes[a][class];
-        if list.indexed {
+        if list.indexed && chunks(q, class) < u64::from(list.count) {
             let shift = shift_of(class);
             let lo = (q.first >> shift).saturating_sub(1);
             let hi = q.last >> shift;
-            if hi - lo < u64::from(list.count) {
+            {
                 for chunk in lo..=hi {
                     if let Some(head) = self.buckets.get(bucket_key(class, chunk, a)) {
                         if self.list_conflict(head, false, q, max_work) {
@@ -453,7 +479,6 @@ mod tests {
                 .unwrap();
             slots.push((i, slot));
             reg.check_invariants();
-            assert_eq!(reg.classes[0][0].indexed, slots.len() as u32 > INDEX_ABOVE);
             // every live one is found, its neighbours' gaps are free
             for &(j, _) in &slots {
                 assert_eq!(
@@ -469,6 +494,9 @@ mod tests {
             assert!(reg
                 .check(&point(1 << 20, 1 << 16), Access::Exclusive, 64)
                 .is_err());
+            // the small queries above built the index once the class was large enough
+            assert_eq!(reg.classes[0][0].indexed, slots.len() as u32 > INDEX_ABOVE);
+            reg.check_invariants();
         }
         while let Some((_, slot)) = slots.pop() {
             assert!(reg.remove(slot).is_some());
