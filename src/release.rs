@@ -564,7 +564,7 @@ fn after_fork_child() {
             SETUP_STARTED.store(false, Ordering::SeqCst); // let the child register it
         }
     }
-    WORK.store(setup | queued * COUNT_UNIT, Ordering::SeqCst);
+    WORK.store(setup | (queued * COUNT_UNIT), Ordering::SeqCst);
 }
 
 /// Installation of the `pthread_atfork` handlers.
