@@ -26,8 +26,9 @@
 //! strided views (two-term equations are solved in closed form) — then by a bounded-work exact
 //! search of a linear Diophantine equation (see [`overlap`]), and conservatively beyond the
 //! bound ([`overlap::MAX_WORK`] search steps per pair of borrows): when the search gives up,
-//! overlapping byte extents count as a conflict. A false conflict is possible only there; a
-//! missed conflict never. [`has_internal_overlap`] answers the same question for two distinct
+//! overlapping byte extents count as a conflict. A false conflict is possible only there and
+//! in the two conservative cases documented below (suboffset layouts beyond the resolution
+//! bound, memory borrowed by threads that vanished at a `fork()`); a missed conflict never. [`has_internal_overlap`] answers the same question for two distinct
 //! indices of one region (zero strides, `as_strided` tricks), `true` when undecided.
 //!
 //! Buffers with suboffsets (PIL-style: elements reached through pointers stored in the
@@ -40,11 +41,12 @@
 //!
 //! # Cost
 //!
-//! Live borrows sit in hash buckets by size class and address chunk (see [`registry`]):
-//! registering and releasing a borrow take expected constant time whatever the number of live
-//! borrows, and a request looks only at buckets its byte extent can meet, of the opposite
-//! access where that suffices (a shared request never looks at shared borrows, so with no
-//! exclusive borrow live it looks at nothing). The exact overlap check runs only for borrows
+//! Live borrows sit in lists by access and size class, indexed by address chunk once a class
+//! is large and searched (see [`registry`]): registering and releasing a borrow take expected
+//! constant time whatever the number of live borrows, and a request looks only at the
+//! classes of the access it can conflict with, and there only at the buckets its byte extent
+//! can meet (a shared request never looks at shared borrows, so with no exclusive borrow live
+//! it looks at nothing). The exact overlap check runs only for borrows
 //! whose byte extents intersect the new one. Regions with up to four dimensions left after
 //! normalization (contiguous runs fold into one) are stored without heap allocation, and
 //! freed slots are reused, so the steady state allocates nothing.
