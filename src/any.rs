@@ -3,14 +3,15 @@
 use ndarray::{Dimension, IxDyn, Order};
 use pyo3::prelude::*;
 
+use crate::acquire;
 use crate::borrow;
-use crate::buffer::{parse_format, read_layout, Buffer};
+use crate::buffer::Buffer;
 use crate::copy;
 use crate::element::Element;
 use crate::error::{Access, Error};
-use crate::format::{Endian, FormatError, ItemKind, ItemLayout, ScalarKind};
+use crate::format::{Endian, ItemKind, ItemLayout, ScalarKind};
 use crate::layout::Layout;
-use crate::raw::Acquired;
+use crate::source::{Acquired, Request, Source};
 
 /// An acquired buffer whose element type is not fixed yet.
 ///
@@ -67,6 +68,8 @@ pub enum ElementKind {
     U64,
     /// `half::f16`
     F16,
+    /// `half::bf16` (from DLPack only: bfloat16 has no PEP 3118 code)
+    BF16,
     /// `f32`
     F32,
     /// `f64`
@@ -93,22 +96,55 @@ impl AnyBuffer {
     /// refusals and invalid layouts; an unparseable format is reported by
     /// [`item_layout`](AnyBuffer::item_layout) and [`typed`](AnyBuffer::typed).
     pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, false)
+        acquire::untyped(obj, Request::Read)
     }
 
     /// Acquires a buffer for writing ([`Error::ReadOnly`] if the memory is read-only).
     pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, true)
+        acquire::untyped(obj, Request::Write)
     }
 
-    fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
-        let raw = Acquired::new(obj, writable)?;
-        let item = parse_format(&raw).and_then(|item| {
-            crate::buffer::check_itemsize(&raw, &item)?;
-            Ok(item)
-        });
-        let layout = read_layout(&raw)?;
-        Ok(AnyBuffer { raw, layout, item })
+    /// Acquires through DLPack only (see [`Buffer::from_dlpack`]).
+    pub fn from_dlpack(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::DLPack, Request::Read)
+    }
+
+    /// Acquires through DLPack only, for writing (see [`Buffer::from_dlpack_mut`]).
+    pub fn from_dlpack_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::DLPack, Request::Write)
+    }
+
+    /// Acquires through `__array_interface__` only (see [`Buffer::from_array_interface`]).
+    pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayInterface, Request::Read)
+    }
+
+    /// Acquires through `__array_interface__` only, for writing.
+    pub fn from_array_interface_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayInterface, Request::Write)
+    }
+
+    /// Acquires through `__array_struct__` only (see [`Buffer::from_array_struct`]).
+    pub fn from_array_struct(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayStruct, Request::Read)
+    }
+
+    /// Acquires through `__array_struct__` only, for writing.
+    pub fn from_array_struct_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayStruct, Request::Write)
+    }
+
+    pub(crate) fn from_parts(
+        raw: Acquired,
+        layout: Layout<IxDyn>,
+        item: Result<ItemLayout, Error>,
+    ) -> Self {
+        AnyBuffer { raw, layout, item }
+    }
+
+    /// The protocol the memory was acquired through.
+    pub fn source(&self) -> Source {
+        self.raw.source()
     }
 
     /// Number of items along each axis.
@@ -148,11 +184,8 @@ impl AnyBuffer {
 
     /// The exporter's format string, verbatim (`"B"` when it gave none; lossily decoded if it
     /// is not UTF-8).
-    pub fn format(&self) -> std::borrow::Cow<'_, str> {
-        match self.raw.format() {
-            Ok(s) => s.into(),
-            Err(FormatError { format, .. }) => format.into(),
-        }
+    pub fn format(&self) -> &str {
+        self.raw.format()
     }
 
     /// The parsed item, or why it could not be parsed (or disagrees with `itemsize`).
@@ -185,6 +218,7 @@ impl AnyBuffer {
             ScalarKind::Pointer if cfg!(target_pointer_width = "64") => ElementKind::U64,
             ScalarKind::Pointer => ElementKind::U32,
             ScalarKind::F16 => ElementKind::F16,
+            ScalarKind::BF16 => ElementKind::BF16,
             ScalarKind::F32 => ElementKind::F32,
             ScalarKind::F64 => ElementKind::F64,
             ScalarKind::ComplexF32 => ElementKind::ComplexF32,
@@ -239,7 +273,7 @@ impl AnyBuffer {
     /// type, item size, number of dimensions), without acquiring the buffer again.
     pub fn typed<T: Element, D: Dimension>(self) -> Result<Buffer<T, D>, Error> {
         let AnyBuffer { raw, layout, item } = self;
-        Buffer::from_parts(raw, &item?, Some(layout))
+        acquire::retype(raw, layout, &item?)
     }
 }
 

@@ -8,14 +8,14 @@ use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix0, Ix1, Ix2, IxDyn, N
 use pyo3::prelude::*;
 use pyo3::Borrowed;
 
+use crate::acquire;
 use crate::borrow::{self, BorrowToken};
 use crate::copy;
-use crate::element::Element;
-use crate::error::{Access, Error, Expected, Found};
-use crate::format::{self, ItemLayout, Mismatch};
+use crate::element::{self, Element, ValueWriter};
+use crate::error::{Access, Error};
 use crate::guard::{ReadGuard, WriteGuard};
-use crate::layout::{Layout, MAX_NDIM};
-use crate::raw::Acquired;
+use crate::layout::Layout;
+use crate::source::{Acquired, Request, Source};
 
 /// A buffer of exactly 0 dimensions (numpy 0-d arrays and scalars, ctypes scalars).
 pub type Buffer0<T> = Buffer<T, Ix0>;
@@ -98,80 +98,74 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// self-overlap) do not fail here: they fail [`read`](Buffer::read) and
     /// [`write`](Buffer::write) only.
     pub fn get(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, false)
+        acquire::typed(obj, Request::Read)
     }
 
     /// Acquires a buffer for writing (`PyBUF_FULL`); fails with [`Error::ReadOnly`] when the
     /// exporter hands out read-only memory (even if it ignored the writable request).
     pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
-        Self::acquire(obj, true)
+        acquire::typed(obj, Request::Write)
     }
 
-    fn acquire(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Self, Error> {
-        let raw = Acquired::new(obj, writable)?;
-        let item = parse_format(&raw)?;
-        Self::from_parts(raw, &item, None)
+    /// Acquires through DLPack only (`__dlpack__`), for reading.
+    ///
+    /// `obj.__dlpack_device__()` must name memory the CPU can read (`kDLCPU`,
+    /// `kDLCUDAHost`, `kDLCUDAManaged`), else [`Error::Device`]; then
+    /// `obj.__dlpack__(max_version=(1, 1))` is called (without arguments when the producer
+    /// refuses them with `TypeError`). The producer's deleter runs exactly once, when the
+    /// handle is released. [`get`](Buffer::get) tries DLPack too, after the buffer protocol;
+    /// this constructor skips the buffer protocol. See the
+    /// [crate documentation](crate#other-protocols-dlpack-and-the-array-interface).
+    pub fn from_dlpack(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::DLPack, Request::Read)
     }
 
-    /// Checks an acquired buffer whose format parsed to `item` against `T` and `D`, in the
-    /// documented order; `layout` is read (last) unless the caller already did.
-    pub(crate) fn from_parts(
-        raw: Acquired,
-        item: &ItemLayout,
-        layout: Option<Layout<IxDyn>>,
-    ) -> Result<Self, Error> {
-        let matched = match T::SCALAR {
-            Some(scalar) => item.matches_scalar(scalar),
-            None => item.matches(&T::layout()),
-        };
-        if let Err(mismatch) = matched {
-            let expected = Box::new(Self::expected());
-            let found = Box::new(found(&raw, Some(item)));
-            return Err(match mismatch {
-                Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
-                    expected,
-                    found,
-                    data,
-                },
-                Mismatch::Layout | Mismatch::FieldName { .. } => {
-                    Error::ElementType { expected, found }
-                }
-            });
-        }
-        check_itemsize(&raw, item)?;
-        let ndim = raw.view().ndim;
-        let ndim_fits = match D::NDIM {
-            Some(1) => ndim == 1 || ndim == 0,
-            Some(n) => usize::try_from(ndim) == Ok(n),
-            None => true,
-        };
-        if !ndim_fits {
-            return Err(Error::Dimensions {
-                expected: Box::new(Self::expected()),
-                found: Box::new(found(&raw, Some(item))),
-            });
-        }
-        let layout = match layout {
-            Some(layout) if layout.ndim() == 0 && D::NDIM == Some(1) => layout.scalar_as_1d(),
-            Some(layout) => layout.into_dimensionality::<D>(),
-            None => Some(read_layout::<D>(&raw)?),
-        }
-        .expect("the number of dimensions was checked against D above");
-        Ok(Buffer {
+    /// Acquires through DLPack only, for writing: asks for `copy=False`, refuses tensors the
+    /// producer marks read-only with [`Error::ReadOnly`] (the `READ_ONLY` flag of DLPack 1.x;
+    /// a legacy capsule counts as writable only from a numpy array, whose `__dlpack__` never
+    /// exports read-only arrays that way).
+    pub fn from_dlpack_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::DLPack, Request::Write)
+    }
+
+    /// Acquires through `obj.__array_interface__` only (a version-3 dict), for reading.
+    pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayInterface, Request::Read)
+    }
+
+    /// Acquires through `obj.__array_interface__` only, for writing ([`Error::ReadOnly`] when
+    /// the dict's `data` is marked read-only or is a read-only buffer).
+    pub fn from_array_interface_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayInterface, Request::Write)
+    }
+
+    /// Acquires through `obj.__array_struct__` only (a `PyArrayInterface` capsule), for
+    /// reading.
+    pub fn from_array_struct(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayStruct, Request::Read)
+    }
+
+    /// Acquires through `obj.__array_struct__` only, for writing ([`Error::ReadOnly`] without
+    /// the `WRITEABLE` flag).
+    pub fn from_array_struct_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayStruct, Request::Write)
+    }
+
+    /// A handle on an acquisition that passed every check of `crate::acquire` for `T` and
+    /// `D`, with its validated layout.
+    #[inline(always)]
+    pub(crate) fn from_validated(raw: Acquired, layout: Layout<D>) -> Self {
+        Buffer {
             raw,
             layout,
             viewable: AtomicBool::new(false),
             _element: PhantomData,
-        })
+        }
     }
 
-    /// What this handle type accepts, for messages.
-    fn expected() -> Expected {
-        Expected {
-            type_name: T::type_name(),
-            format: T::layout().to_format(),
-            ndim: D::NDIM,
-        }
+    /// The protocol the memory was acquired through.
+    pub fn source(&self) -> Source {
+        self.raw.source()
     }
 
     /// Number of items along each axis.
@@ -218,9 +212,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     /// The exporter's format string, verbatim (`"B"` when it gave none).
     pub fn format(&self) -> &str {
-        self.raw
-            .format()
-            .expect("the format was validated at acquisition")
+        self.raw.format()
     }
 
     /// Whether the memory is read-only.
@@ -253,7 +245,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     fn check_writable(&self) -> Result<(), Error> {
         if self.is_readonly() {
             return Err(Error::ReadOnly {
-                type_name: self.raw.exporter_type_name(),
+                type_name: self.raw.exporter_name(),
             });
         }
         Ok(())
@@ -328,14 +320,18 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     /// Copies `src` (in the given order) into the buffer.
+    ///
+    /// For an element type with padding ([`Element::HAS_PADDING`]) only the fields are
+    /// stored: the padding bytes of the buffer's items keep their bytes.
     pub fn copy_from_slice_in(&self, src: &[T], order: Order) -> Result<(), Error> {
         self.check_writable()?;
         self.check_len(src.len())?;
+        let writer = ValueWriter::<T>::new();
         let _borrow = self.borrow_all(Access::Exclusive)?;
         // SAFETY: the memory is writable (checked), exclusively borrowed from every other Rust
         // user for the call, and `src` is a live shared slice, which the exclusive borrow
         // guarantees is not a view of this memory; `src` holds `len` valid items.
-        unsafe { copy::scatter(&self.layout, src.as_ptr().cast::<u8>(), order) };
+        unsafe { writer.scatter(&self.layout, src, order) };
         Ok(())
     }
 
@@ -413,14 +409,16 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     /// Writes `value` to the item at `index` (any layout; bounds-checked; needs writable
-    /// memory).
+    /// memory). For an element type with padding ([`Element::HAS_PADDING`]) only the fields
+    /// are stored: the item's padding bytes keep their bytes.
     pub fn set_item<I: NdIndex<D>>(&self, index: I, value: T) -> Result<(), Error> {
         self.check_writable()?;
         let address = self.item_address(&index)?;
+        let writer = ValueWriter::<T>::new();
         self.with_item(address, Access::Exclusive, || {
-            // SAFETY: an in-bounds item of writable memory, exclusively borrowed; written
-            // without assuming alignment.
-            unsafe { address.cast::<T>().write_unaligned(value) }
+            // SAFETY: an in-bounds item of writable memory, exclusively borrowed, which the
+            // local `value` cannot overlap; `write` assumes no alignment.
+            unsafe { writer.write(&value, address) }
         })
     }
 
@@ -439,9 +437,13 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     /// An exclusive zero-copy borrow: mutable ndarray view, and a mutable slice when
-    /// C-contiguous. Besides the failures of [`read`](Buffer::read): [`Error::ReadOnly`], and
+    /// C-contiguous. Besides the failures of [`read`](Buffer::read): [`Error::PaddedElement`]
+    /// for element types that may have padding (a `&mut T` could store it into Python's
+    /// memory; write them with [`set_item`](Buffer::set_item) or
+    /// [`copy_from_slice`](Buffer::copy_from_slice)), [`Error::ReadOnly`], and
     /// [`Error::SelfOverlapping`] when distinct items share memory (zero strides).
     pub fn write(&self) -> Result<WriteGuard<'_, T, D>, Error> {
+        element::check_mutable_view::<T>()?;
         self.check_writable()?;
         self.check_viewable()?;
         if borrow::has_internal_overlap(self.layout.region()) {
@@ -470,7 +472,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         Ok(f(guard.view()))
     }
 
-    /// Calls `f` with a mutable view (the proposal's *Do*).
+    /// Calls `f` with a mutable view (the proposal's *Do*); fails as [`write`](Buffer::write)
+    /// does.
     pub fn with_mut<R>(&self, f: impl FnOnce(ArrayViewMut<'_, T, D>) -> R) -> Result<R, Error> {
         let mut guard = self.write()?;
         Ok(f(guard.view_mut()))
@@ -536,7 +539,10 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// Mutable form of [`as_ptr`](Buffer::as_ptr).
     ///
     /// # Safety
-    /// As for [`as_ptr`](Buffer::as_ptr); writes additionally need writable memory.
+    /// As for [`as_ptr`](Buffer::as_ptr); writes additionally need writable memory, and must
+    /// store only initialized bytes: for an element type with padding
+    /// ([`Element::HAS_PADDING`]) write the fields, never a whole `T` (`ptr.write(value)`
+    /// would copy its uninitialized padding into Python's memory).
     pub unsafe fn as_mut_ptr(&self) -> *mut T {
         self.layout.ptr.cast::<T>()
     }
@@ -638,70 +644,6 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for BufferMut<T, D
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
         BufferMut::get(&obj)
-    }
-}
-
-/// Parses the exporter's format into an item layout. A struct whose format leaves out its
-/// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
-/// to the exporter's `itemsize`; every other size disagreement is left for
-/// [`check_itemsize`] to report.
-#[inline]
-pub(crate) fn parse_format(raw: &Acquired) -> Result<ItemLayout, Error> {
-    let item = raw
-        .format()
-        .and_then(format::parse)
-        .map_err(|error| Error::Format {
-            type_name: raw.exporter_type_name(),
-            error: Box::new(error),
-        })?;
-    match usize::try_from(raw.view().itemsize) {
-        Ok(itemsize) if itemsize != item.size => {
-            Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))
-        }
-        _ => Ok(item),
-    }
-}
-
-/// Checks that the exporter's `itemsize` is the size its format describes.
-#[inline]
-pub(crate) fn check_itemsize(raw: &Acquired, item: &ItemLayout) -> Result<(), Error> {
-    let itemsize = raw.view().itemsize;
-    if usize::try_from(itemsize) != Ok(item.size) {
-        return Err(Error::ItemSize {
-            format: raw.format().unwrap_or("?").to_string(),
-            format_size: item.size,
-            itemsize: itemsize.max(0) as usize,
-        });
-    }
-    Ok(())
-}
-
-/// Reads and validates the layout.
-pub(crate) fn read_layout<D: Dimension>(raw: &Acquired) -> Result<Layout<D>, Error> {
-    // SAFETY: `raw` holds a successfully acquired, unreleased view.
-    unsafe { Layout::read(raw.view()) }.map_err(|reason| Error::InvalidLayout {
-        type_name: raw.exporter_type_name(),
-        reason,
-    })
-}
-
-/// Describes an acquired buffer for the "found" half of a message, reading its shape
-/// leniently (it may not have been validated yet).
-pub(crate) fn found(raw: &Acquired, item: Option<&ItemLayout>) -> Found {
-    let view = raw.view();
-    let shape = match usize::try_from(view.ndim) {
-        Ok(n) if n <= MAX_NDIM && !view.shape.is_null() => (0..n)
-            // SAFETY: the exporter filled `ndim` shape entries (non-NULL pointer).
-            .map(|i| unsafe { *view.shape.add(i) }.max(0) as usize)
-            .collect(),
-        Ok(1) => vec![(view.len / view.itemsize.max(1)).max(0) as usize],
-        _ => Vec::new(),
-    };
-    Found {
-        type_name: raw.exporter_type_name(),
-        format: raw.format().unwrap_or("?").to_string(),
-        item: item.map(ItemLayout::describe),
-        shape,
     }
 }
 

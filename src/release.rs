@@ -168,7 +168,7 @@ impl OwnedView {
         let OwnedView(mut view, how) = self;
         // SAFETY: forwarded; the view is consumed, so it is released once.
         unsafe { how(&mut view) };
-        crate::raw::recycle(view);
+        crate::source::buffer_protocol::recycle(view);
     }
 }
 

@@ -473,7 +473,7 @@ fn c_struct_formats_numpy_ctypes_big_endian_and_packed() {
                     .extract()
                     .unwrap();
                     assert_eq!(*format_size, fields_size, "{format}");
-                    assert_eq!(*reported, itemsize, "{format}");
+                    assert_eq!(*reported, itemsize as isize, "{format}");
                     assert!(!format.contains('x'), "{format}: padded, yet refused");
                 }
                 Err(e) => panic!("{format}: {e}"),
@@ -659,7 +659,7 @@ fn e_memoryview_slices_and_casts_of_every_exporter() {
         for (what, x) in &views {
             let any = AnyBuffer::get(x).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(any.to_bytes(Order::C).unwrap(), c_bytes(&g, x), "{what}");
-            match &*any.format() {
+            match any.format() {
                 "B" | "<B" => same_bytes::<u8>(&g, x, what),
                 "i" => same_bytes::<i32>(&g, x, what),
                 "h" => same_bytes::<i16>(&g, x, what),

@@ -407,7 +407,7 @@ fn check_case<'py>(g: &Bound<'py, PyDict>, nd: &Bound<'py, PyAny>) -> Result<(),
         ensure_eq(any.shape(), &t.shape[..], "shape")?;
         ensure_eq(any.ndim(), t.shape.len(), "ndim")?;
         ensure_eq(any.itemsize(), t.itemsize, "itemsize")?;
-        ensure_eq(&*any.format(), t.format.as_str(), "format")?;
+        ensure_eq(any.format(), t.format.as_str(), "format")?;
         ensure_eq(any.is_readonly(), t.readonly, "readonly")?;
         ensure_eq(any.len(), t.pointers.len(), "len")?;
         if !any.is_empty() {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::normal;
+
 /// Byte order of a multi-byte scalar, resolved to the machine's (never "native").
 ///
 /// One-byte scalars have no byte order; they always carry [`Endian::NATIVE`] so that
@@ -80,6 +82,23 @@ pub enum ScalarKind {
     Bytes(usize),
     /// `'Np'`, a Pascal string of N bytes.
     PascalString(usize),
+    /// bfloat16 (`half::bf16`): the upper half of an IEEE 754 binary32. It has no PEP 3118
+    /// code, so no format string parses to it: only DLPack sources (`kDLBfloat`) produce it.
+    /// pybuf writes it as `'E'` (the type character of `ml_dtypes.bfloat16` in numpy).
+    BF16,
+    /// A DLPack data type that no Rust element type reads (the float8, float6 and float4
+    /// variants, opaque handles, vector types with several lanes, unusual sizes): it matches
+    /// no element type, so acquiring it as `Buffer<T, D>` fails with an element-type error
+    /// that names it. Only DLPack sources produce it, and only for whole-byte items (sub-byte
+    /// items padded to a byte included); its size is `(bits × lanes + 7) / 8` bytes.
+    DLPackOther {
+        /// `DLDataType.code`.
+        code: u8,
+        /// `DLDataType.bits`.
+        bits: u8,
+        /// `DLDataType.lanes`.
+        lanes: u16,
+    },
 }
 
 impl ScalarKind {
@@ -88,12 +107,13 @@ impl ScalarKind {
         use ScalarKind::*;
         match self {
             Bool | Char | I8 | U8 => 1,
-            I16 | U16 | F16 => 2,
+            I16 | U16 | F16 | BF16 => 2,
             I32 | U32 | F32 | ComplexF16 => 4,
             I64 | U64 | F64 | ComplexF32 => 8,
             ComplexF64 => 16,
             Pointer => std::mem::size_of::<usize>(),
             Bytes(n) | PascalString(n) => n,
+            DLPackOther { bits, lanes, .. } => (bits as usize * lanes as usize).div_ceil(8),
         }
     }
 
@@ -126,6 +146,10 @@ impl ScalarKind {
             Pointer => "pointer".into(),
             Bytes(n) => format!("bytes{n}"),
             PascalString(n) => format!("pascal-string{n}"),
+            BF16 => "bfloat16".into(),
+            DLPackOther { code, bits, lanes } => {
+                format!("DLPack type code {code}, {bits} bits, {lanes} lane(s)")
+            }
         }
     }
 
@@ -153,6 +177,8 @@ impl ScalarKind {
             Pointer => "I".into(),
             Bytes(n) => format!("{n}s"),
             PascalString(n) => format!("{n}p"),
+            BF16 => "E".into(),
+            DLPackOther { code, bits, lanes } => format!("dlpack({code},{bits},{lanes})"),
         }
     }
 
@@ -193,6 +219,13 @@ impl Scalar {
     /// A scalar in the machine's byte order.
     pub const fn native(kind: ScalarKind) -> Scalar {
         Scalar::new(kind, Endian::NATIVE)
+    }
+
+    /// Whether data of this scalar reads as `expected` (equivalent kinds such as `'P'` and
+    /// the pointer-width unsigned integer match; byte orders must agree).
+    #[inline]
+    pub(crate) fn matches(self, expected: Scalar) -> Result<(), Mismatch> {
+        scalar_matches(self, expected)
     }
 }
 
@@ -296,6 +329,10 @@ impl ItemLayout {
     /// a struct of identical unnamed fields packed back to back is the array it spells
     /// (`'dd'` is `'2d'`), a one-item array is its item, and `'P'` is the unsigned integer
     /// of pointer width. Field names are compared only where both sides have them.
+    ///
+    /// Each layout is normalized once and the two are compared in one walk, so the time grows
+    /// with the number of nodes `n` of the layouts, as `n log n` at worst, whatever their
+    /// nesting (64 levels of `T{...}` take microseconds).
     pub fn matches(&self, expected: &ItemLayout) -> Result<(), Mismatch> {
         if self.size != expected.size {
             return Err(Mismatch::Layout);
@@ -306,29 +343,9 @@ impl ItemLayout {
                 return scalar_matches(*f, *e);
             }
         }
-        match (Normal::of(self), Normal::of(expected)) {
-            (Normal::Scalar(f), Normal::Scalar(e)) => scalar_matches(f, e),
-            (Normal::Array(fc, fe), Normal::Array(ec, ee)) if fc == ec => fe.matches(ee),
-            (Normal::Struct(ff), Normal::Struct(ef)) if ff.len() == ef.len() => {
-                for (index, (f, e)) in ff.iter().zip(ef).enumerate() {
-                    if f.offset != e.offset {
-                        return Err(Mismatch::Layout);
-                    }
-                    f.layout.matches(&e.layout)?;
-                    if let (Some(fname), Some(ename)) = (&f.name, &e.name) {
-                        if fname != ename {
-                            return Err(Mismatch::FieldName {
-                                index,
-                                expected: ename.clone(),
-                                found: fname.clone(),
-                            });
-                        }
-                    }
-                }
-                Ok(())
-            }
-            _ => Err(Mismatch::Layout),
-        }
+        // each side normalized once, then compared in one walk: time proportional to the
+        // size of the layouts (see `normal`), whatever their nesting
+        normal::matches(self, expected)
     }
 
     /// [`matches`](ItemLayout::matches) against an expected plain scalar, without building its
@@ -456,7 +473,7 @@ fn push_padding(out: &mut String, n: usize) {
 }
 
 #[inline]
-fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
+pub(super) fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
     if canonical_kind(found.kind) != canonical_kind(expected.kind) {
         Err(Mismatch::Layout)
     } else if found.endian != expected.endian {
@@ -470,7 +487,7 @@ fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
 }
 
 #[inline]
-fn canonical_kind(kind: ScalarKind) -> ScalarKind {
+pub(super) fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),
         ScalarKind::Char => ScalarKind::U8,
@@ -486,70 +503,4 @@ pub(crate) fn shape_tuple(shape: &[usize]) -> String {
             format!("({})", dims.join(", "))
         }
     }
-}
-
-/// One `u8`, the element of byte strings.
-static BYTE: ItemLayout = ItemLayout::scalar(Scalar::native(ScalarKind::U8), 1);
-
-/// An item reduced to the form in which equivalent spellings are equal.
-enum Normal<'a> {
-    Scalar(Scalar),
-    /// `count` items of the element, back to back.
-    Array(usize, &'a ItemLayout),
-    Struct(&'a [Field]),
-}
-
-impl<'a> Normal<'a> {
-    fn of(item: &'a ItemLayout) -> Normal<'a> {
-        match &item.kind {
-            // a byte string of n bytes is n bytes: '5s' reads as [u8; 5]
-            ItemKind::Scalar(Scalar {
-                kind: ScalarKind::Bytes(n) | ScalarKind::PascalString(n),
-                ..
-            }) if *n != 1 => Normal::Array(*n, &BYTE),
-            ItemKind::Scalar(Scalar {
-                kind: ScalarKind::Bytes(1) | ScalarKind::PascalString(1),
-                ..
-            }) => Normal::Scalar(Scalar::native(ScalarKind::U8)),
-            ItemKind::Scalar(s) => Normal::Scalar(*s),
-            ItemKind::Array { shape, elem } => {
-                let mut count: usize = shape.iter().product();
-                let mut elem: &ItemLayout = elem;
-                // flatten nested sub-arrays: '(2)(3)d' and '(2,3)d' are both '6d'
-                while let ItemKind::Array { shape, elem: inner } = &elem.kind {
-                    // saturating: only zero-size elements can have counts this large
-                    count = count.saturating_mul(shape.iter().product::<usize>());
-                    elem = inner;
-                }
-                if count == 1 {
-                    Normal::of(elem)
-                } else {
-                    Normal::Array(count, elem)
-                }
-            }
-            ItemKind::Struct(fields) => {
-                if let Some(n) = uniform_run(item, fields) {
-                    if n == 1 {
-                        return Normal::of(&fields[0].layout);
-                    }
-                    return Normal::Array(n, &fields[0].layout);
-                }
-                Normal::Struct(fields)
-            }
-        }
-    }
-}
-
-/// If `fields` are identical, unnamed and packed back to back from offset 0 and fill the
-/// item exactly, how many there are.
-fn uniform_run(item: &ItemLayout, fields: &[Field]) -> Option<usize> {
-    let first = fields.first()?;
-    let step = first.layout.size;
-    if step == 0 || step.checked_mul(fields.len()) != Some(item.size) {
-        return None;
-    }
-    let uniform = fields.iter().enumerate().all(|(i, f)| {
-        f.name.is_none() && f.offset == i * step && f.layout.matches(&first.layout).is_ok()
-    });
-    uniform.then_some(fields.len())
 }

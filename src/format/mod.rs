@@ -124,10 +124,15 @@
 //! structures as `'B'`: these disagree with their `itemsize` and cannot be read as records.
 
 mod item;
+mod normal;
+mod padding;
 mod parse;
+#[cfg(test)]
+mod reference;
 
 pub(crate) use item::shape_tuple;
 pub use item::{Endian, Field, ItemKind, ItemLayout, Mismatch, Scalar, ScalarKind};
 #[doc(hidden)]
 pub use parse::parse_general;
+pub(crate) use parse::scalar_code;
 pub use parse::{parse, FormatError, MAX_ITEM_SIZE, MAX_NESTING};

@@ -164,7 +164,7 @@ enum Code {
 }
 
 #[inline]
-fn code(c: u8, native: bool) -> Code {
+const fn code(c: u8, native: bool) -> Code {
     let kind = match c {
         b'?' => ScalarKind::Bool,
         b'c' => ScalarKind::Char,
@@ -217,8 +217,9 @@ fn complex_kind(c: u8) -> Option<ScalarKind> {
 fn natural_align(kind: ScalarKind) -> usize {
     use ScalarKind::*;
     match kind {
-        Bool | Char | I8 | U8 | Bytes(_) | PascalString(_) => 1,
-        I16 | U16 | F16 | ComplexF16 => 2,
+        // (the parser never produces the DLPack-only kinds; they are listed for completeness)
+        Bool | Char | I8 | U8 | Bytes(_) | PascalString(_) | DLPackOther { .. } => 1,
+        I16 | U16 | F16 | BF16 | ComplexF16 => 2,
         I32 | U32 | F32 | ComplexF32 => 4,
         I64 => std::mem::align_of::<i64>(),
         U64 => std::mem::align_of::<u64>(),
@@ -236,6 +237,35 @@ fn leaf(kind: ScalarKind, mode: Mode) -> ItemLayout {
     };
     ItemLayout::scalar(Scalar::new(kind, mode.endian()), align)
 }
+
+/// The scalar of a format that is an optional prefix and one scalar code, if it is one (the
+/// acquisition fast path; anything else is left to [`parse`]).
+#[inline]
+pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
+    let (mode, c) = match *b {
+        [c] => return NATIVE_CODES.get(usize::from(c)).copied().flatten(),
+        [p, c] => (Mode::from_prefix(p)?, c),
+        _ => return None,
+    };
+    match code(c, mode.native_size()) {
+        Code::Scalar(kind) => Some(Scalar::new(kind, mode.endian())),
+        _ => None,
+    }
+}
+
+/// What each ASCII character means as a whole format of one character (native mode), for
+/// [`scalar_code`]: a table lookup instead of a match on every acquisition.
+const NATIVE_CODES: [Option<Scalar>; 128] = {
+    let mut table = [None; 128];
+    let mut c = 0;
+    while c < 128 {
+        if let Code::Scalar(kind) = code(c as u8, true) {
+            table[c] = Some(Scalar::native(kind));
+        }
+        c += 1;
+    }
+    table
+};
 
 /// The fast path: an optional prefix and one scalar code (`'d'`, `'<q'`, `'Zd'`, `'=Zf'`).
 #[inline]

@@ -1,0 +1,371 @@
+//! The acquisition pipeline: acquire → validate → typed handle, the same for every source.
+//!
+//! [`typed`] is what `Buffer::get`, `get_mut` and `FromPyObject` run; [`untyped`] is
+//! `AnyBuffer::get`, and [`retype`] is `AnyBuffer::typed`. Validation stops at the first
+//! failure, in this order:
+//!
+//! 1. the source refuses ([`Error::NotABuffer`], [`Error::Refused`], [`Error::ReadOnly`]);
+//! 2. the format does not parse ([`Error::Format`]);
+//! 3. the item is not `T` ([`Error::ElementType`], [`Error::ByteOrder`]);
+//! 4. the exporter's `itemsize` is not the size its format describes ([`Error::ItemSize`]);
+//! 5. the number of dimensions is not `D`'s ([`Error::Dimensions`]);
+//! 6. the layout is impossible ([`Error::InvalidLayout`], from [`Layout::read`]).
+//!
+//! An exporter whose `ndim` or shape is impossible (ndim 65 or −1, a negative length, no
+//! shape for several dimensions) gets [`Error::InvalidLayout`] saying so wherever a message
+//! would otherwise describe its shape (steps 3 to 5), so no message invents a shape.
+//!
+//! Plain scalar element types (`f64`, `u8`, ...) take a fast path at step 2–3: a format that
+//! is one code with an optional prefix (`"d"`, `"<d"`, `"=d"`, `"B"`) is matched without
+//! building an item layout, and a layout with `D`'s number of dimensions is read in
+//! straight-line code; the format and the exporter's name are recorded once all of that
+//! passed. Anything the fast path does not accept goes through every step above, so the fast
+//! path can only make acquisition cheaper, never more permissive (unit tests compare the two).
+
+use ndarray::{Dimension, IxDyn};
+use pyo3::prelude::*;
+
+use crate::any::AnyBuffer;
+use crate::buffer::Buffer;
+use crate::element::Element;
+use crate::error::{Error, Expected, Found};
+use crate::format::{self, ItemLayout, Mismatch};
+use crate::layout::{self, Layout};
+use crate::source::{Acquired, Filled, FormatText, Request, Source};
+
+/// Acquires `obj` and validates it as a `Buffer<T, D>`.
+///
+/// The fast path checks the filled view directly and records the format and type name only
+/// once everything passed; anything else (a failure, or a format the fast path does not
+/// know) records first and takes the general path, which runs every step in order.
+#[inline(always)]
+pub(crate) fn typed<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    request: Request,
+) -> Result<Buffer<T, D>, Error> {
+    validate_typed(obj, Filled::new_any(obj, request)?)
+}
+
+/// Acquires `obj` through one protocol only and validates it as a `Buffer<T, D>`.
+pub(crate) fn typed_from<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    source: Source,
+    request: Request,
+) -> Result<Buffer<T, D>, Error> {
+    validate_typed(obj, Filled::new_from(obj, source, request)?)
+}
+
+/// Steps 2–6 for a `Buffer<T, D>`: the fast path, else every step in order.
+#[inline(always)]
+fn validate_typed<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    filled: Filled,
+) -> Result<Buffer<T, D>, Error> {
+    if let Some(format) = fast_element_match::<T>(&filled, obj.py()) {
+        if ndim_fits::<D>(filled.view().ndim) {
+            // SAFETY: `filled` holds a filled, unreleased view whose pointers stay valid while
+            // it lives (the sources' guarantee, see `crate::source`).
+            if let Ok(layout) = unsafe { Layout::<D>::read(filled.view()) } {
+                let acquired = filled.record(obj, Some(format), false);
+                return Ok(Buffer::from_validated(acquired, layout));
+            }
+        }
+    }
+    general::<T, D>(filled.record(obj, None, true))
+}
+
+/// Every step, in order, for an acquisition the fast path of [`typed`] did not accept.
+#[cold]
+#[inline(never)]
+fn general<T: Element, D: Dimension>(acquired: Acquired) -> Result<Buffer<T, D>, Error> {
+    check_element::<T, D>(&acquired, None)?;
+    check_ndim::<T, D>(&acquired, None)?;
+    let layout = read_layout::<D>(&acquired)?;
+    Ok(Buffer::from_validated(acquired, layout))
+}
+
+/// The fast path of steps 2–4 for plain scalar element types: a format of at most two bytes
+/// (one code and an optional prefix) that means `T`, and an `itemsize` of `T`'s size. Returns
+/// the format it read; `None` sends the acquisition to the general path, which accepts or
+/// refuses it with the full parser. A unit test checks every prefix and code: the fast path
+/// never accepts what the general path refuses, and decides every one-code format itself but
+/// byte strings (`'s'`, `'p'`).
+#[inline(always)]
+fn fast_element_match<T: Element>(filled: &Filled, py: Python<'_>) -> Option<FormatText> {
+    T::SCALAR?;
+    let format = filled.short_format(py)?;
+    fast_accepts::<T>(format.as_bytes(), filled.view().itemsize).then_some(format)
+}
+
+/// The decision of [`fast_element_match`] for a format's bytes and an exporter's `itemsize`.
+#[inline(always)]
+fn fast_accepts<T: Element>(format: &[u8], itemsize: isize) -> bool {
+    let (Some(expected), Some(found)) = (T::SCALAR, format::scalar_code(format)) else {
+        return false;
+    };
+    found.matches(expected).is_ok() && itemsize >= 0 && itemsize as usize == expected.kind.size()
+}
+
+/// Whether an exporter's `ndim` fits `D` (`Ix1` also takes 0-d buffers, as shape `[1]`).
+#[inline(always)]
+fn ndim_fits<D: Dimension>(ndim: std::os::raw::c_int) -> bool {
+    match D::NDIM {
+        Some(1) => ndim == 1 || ndim == 0,
+        Some(n) => ndim >= 0 && ndim as usize == n,
+        None => true,
+    }
+}
+
+/// Acquires `obj` for an [`AnyBuffer`]: the layout must be valid; the item is parsed but a
+/// bad format is kept as an error for `item_layout()` and `typed()` to report.
+pub(crate) fn untyped(obj: &Bound<'_, PyAny>, request: Request) -> Result<AnyBuffer, Error> {
+    validate_untyped(Acquired::new_any(obj, request, true)?)
+}
+
+/// [`untyped`] through one protocol only.
+pub(crate) fn untyped_from(
+    obj: &Bound<'_, PyAny>,
+    source: Source,
+    request: Request,
+) -> Result<AnyBuffer, Error> {
+    validate_untyped(Filled::new_from(obj, source, request)?.record(obj, None, true))
+}
+
+fn validate_untyped(acquired: Acquired) -> Result<AnyBuffer, Error> {
+    let item = parse_item(&acquired).and_then(|item| {
+        check_itemsize(&acquired, &item)?;
+        Ok(item)
+    });
+    let layout = read_layout::<IxDyn>(&acquired)?;
+    Ok(AnyBuffer::from_parts(acquired, layout, item))
+}
+
+/// Validates an [`AnyBuffer`]'s acquisition as a `Buffer<T, D>` (steps 3–5; the layout was
+/// read already).
+pub(crate) fn retype<T: Element, D: Dimension>(
+    acquired: Acquired,
+    layout: Layout<IxDyn>,
+    item: &ItemLayout,
+) -> Result<Buffer<T, D>, Error> {
+    check_element::<T, D>(&acquired, Some(item))?;
+    check_ndim::<T, D>(&acquired, Some(item))?;
+    let layout = if layout.ndim() == 0 && D::NDIM == Some(1) {
+        layout.scalar_as_1d::<D>()
+    } else {
+        layout.into_dimensionality::<D>()
+    }
+    .ok_or_else(|| Error::Dimensions {
+        expected: Box::new(expected::<T, D>()),
+        found: Box::new(Found {
+            type_name: acquired.exporter_name(),
+            format: acquired.format().to_string(),
+            item: Some(item.describe()),
+            shape: Vec::new(),
+        }),
+    })?;
+    Ok(Buffer::from_validated(acquired, layout))
+}
+
+/// Steps 2–4: the format parses, describes `T`, and agrees with the exporter's `itemsize`.
+/// `parsed` is the item when the caller parsed it already.
+fn check_element<T: Element, D: Dimension>(
+    acquired: &Acquired,
+    parsed: Option<&ItemLayout>,
+) -> Result<(), Error> {
+    let owned;
+    let item = match parsed {
+        Some(item) => item,
+        None => {
+            owned = parse_item(acquired)?;
+            &owned
+        }
+    };
+    let matched = match T::SCALAR {
+        Some(scalar) => item.matches_scalar(scalar),
+        None => item.matches(&T::layout()),
+    };
+    if let Err(mismatch) = matched {
+        let expected = Box::new(expected::<T, D>());
+        let found = Box::new(found(acquired, Some(item))?);
+        return Err(match mismatch {
+            Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
+                expected,
+                found,
+                data,
+            },
+            Mismatch::Layout | Mismatch::FieldName { .. } => Error::ElementType { expected, found },
+        });
+    }
+    check_itemsize(acquired, item)
+}
+
+/// Parses the exporter's format into an item layout. A struct whose format leaves out its
+/// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
+/// to the exporter's `itemsize`; every other size disagreement is left for
+/// [`check_itemsize`] to report.
+fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
+    let item = acquired.parse_item().map_err(|error| Error::Format {
+        type_name: acquired.exporter_name(),
+        error: Box::new(error),
+    })?;
+    match usize::try_from(acquired.view().itemsize) {
+        Ok(itemsize) if itemsize != item.size => {
+            Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))
+        }
+        _ => Ok(item),
+    }
+}
+
+/// Step 4: the exporter's `itemsize` is the size its format describes.
+fn check_itemsize(acquired: &Acquired, item: &ItemLayout) -> Result<(), Error> {
+    let itemsize = acquired.view().itemsize;
+    if usize::try_from(itemsize) != Ok(item.size) {
+        return Err(Error::ItemSize {
+            format: acquired.format().to_string(),
+            format_size: item.size,
+            itemsize,
+        });
+    }
+    Ok(())
+}
+
+/// Step 5: the number of dimensions fits `D` (`Ix1` also takes 0-d buffers as shape `[1]`).
+fn check_ndim<T: Element, D: Dimension>(
+    acquired: &Acquired,
+    item: Option<&ItemLayout>,
+) -> Result<(), Error> {
+    if ndim_fits::<D>(acquired.view().ndim) {
+        return Ok(());
+    }
+    Err(dimensions_error::<T, D>(acquired, item))
+}
+
+#[cold]
+#[inline(never)]
+fn dimensions_error<T: Element, D: Dimension>(
+    acquired: &Acquired,
+    item: Option<&ItemLayout>,
+) -> Error {
+    let parsed;
+    let item = match item {
+        Some(item) => Some(item),
+        None => {
+            parsed = parse_item(acquired).ok();
+            parsed.as_ref()
+        }
+    };
+    match found(acquired, item) {
+        Ok(found) => Error::Dimensions {
+            expected: Box::new(expected::<T, D>()),
+            found: Box::new(found),
+        },
+        Err(err) => err,
+    }
+}
+
+/// Step 6.
+fn read_layout<D: Dimension>(acquired: &Acquired) -> Result<Layout<D>, Error> {
+    // SAFETY: `acquired` holds a filled, unreleased view whose pointers stay valid while it
+    // lives (the sources' guarantee, see `crate::source`).
+    unsafe { Layout::read(acquired.view()) }.map_err(|reason| invalid_layout(acquired, reason))
+}
+
+#[cold]
+fn invalid_layout(acquired: &Acquired, reason: layout::LayoutError) -> Error {
+    Error::InvalidLayout {
+        type_name: acquired.exporter_name(),
+        reason,
+    }
+}
+
+/// What a handle of `T` and `D` accepts, for messages.
+pub(crate) fn expected<T: Element, D: Dimension>() -> Expected {
+    Expected {
+        type_name: T::type_name(),
+        format: T::layout().to_format(),
+        ndim: D::NDIM,
+    }
+}
+
+/// Describes an acquired buffer for the "found" half of a message — or, when the exporter's
+/// `ndim` or shape is impossible, the [`Error::InvalidLayout`] that says so instead.
+fn found(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Found, Error> {
+    // SAFETY: as in `read_layout`.
+    let shape = unsafe { layout::exporter_shape(acquired.view()) }
+        .map_err(|reason| invalid_layout(acquired, reason))?;
+    Ok(Found {
+        type_name: acquired.exporter_name(),
+        format: acquired.format().to_string(),
+        item: item.map(ItemLayout::describe),
+        shape,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the general path decides for a format and itemsize (steps 2–4, without an
+    /// exporter).
+    fn general_accepts<T: Element>(format: &str, itemsize: isize) -> bool {
+        let Ok(item) = format::parse(format) else {
+            return false;
+        };
+        let item = match usize::try_from(itemsize) {
+            Ok(size) if size != item.size => item.clone().pad_to_itemsize(size).unwrap_or(item),
+            _ => item,
+        };
+        let matched = match T::SCALAR {
+            Some(scalar) => item.matches_scalar(scalar),
+            None => item.matches(&T::layout()),
+        };
+        matched.is_ok() && usize::try_from(itemsize) == Ok(item.size)
+    }
+
+    fn agree<T: Element>() {
+        let codes = "?cbBhHiIlLqQnNefdPspxgOuwZ";
+        for prefix in ["", "@", "^", "=", "<", ">", "!"] {
+            for code in codes.chars() {
+                let format = format!("{prefix}{code}");
+                for itemsize in [-1, 0, 1, 2, 4, 8, 16] {
+                    let fast = fast_accepts::<T>(format.as_bytes(), itemsize);
+                    let general = general_accepts::<T>(&format, itemsize);
+                    // the fast path may leave a format to the general path, never accept more
+                    assert!(
+                        !fast || general,
+                        "{format:?} itemsize {itemsize} as {}",
+                        T::type_name()
+                    );
+                    // and it decides every one-code format like the general path, but byte
+                    // strings ('s', 'p'), which it leaves to the general path
+                    if format.len() <= 2 && general && !"sp".contains(code) {
+                        assert!(fast, "{format:?} itemsize {itemsize} as {}", T::type_name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_fast_path_agrees_with_the_parser() {
+        agree::<bool>();
+        agree::<i8>();
+        agree::<u8>();
+        agree::<i16>();
+        agree::<u16>();
+        agree::<i32>();
+        agree::<u32>();
+        agree::<i64>();
+        agree::<u64>();
+        agree::<isize>();
+        agree::<usize>();
+        agree::<f32>();
+        agree::<f64>();
+        agree::<crate::be::F64>();
+        agree::<crate::le::I32>();
+        #[cfg(feature = "half")]
+        agree::<half::f16>();
+        #[cfg(feature = "complex")]
+        agree::<num_complex::Complex<f64>>();
+    }
+}
