@@ -43,6 +43,15 @@ pub(crate) fn typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     request: Request,
 ) -> Result<Buffer<T, D>, Error> {
+    if T::SCALAR.is_some() {
+        if let Some(filled) = crate::source::numpy::acquire(obj, request) {
+            if let Ok(buffer) = fast::<T, D>(obj, filled) {
+                return Ok(buffer);
+            }
+            // not for the fast path after all (dropped, so released): the buffer protocol
+            // answers as usual
+        }
+    }
     validate_typed(obj, Filled::new_any(obj, request)?)
 }
 
@@ -61,17 +70,34 @@ fn validate_typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     filled: Filled,
 ) -> Result<Buffer<T, D>, Error> {
-    if let Some(format) = fast_element_match::<T>(&filled, obj.py()) {
-        if ndim_fits::<D>(filled.view().ndim) {
-            // SAFETY: `filled` holds a filled, unreleased view whose pointers stay valid while
-            // it lives (the sources' guarantee, see `crate::source`).
-            if let Ok(layout) = unsafe { Layout::<D>::read(filled.view()) } {
-                let acquired = filled.record(obj, Some(format), false);
-                return Ok(Buffer::from_validated(acquired, layout));
-            }
-        }
+    match fast::<T, D>(obj, filled) {
+        Ok(buffer) => Ok(buffer),
+        Err(filled) => general::<T, D>(filled.record(obj, None, true)),
     }
-    general::<T, D>(filled.record(obj, None, true))
+}
+
+/// Steps 2–6 in straight-line code: the buffer when every check passes, else the acquisition
+/// back (a check failed or does not apply).
+#[inline(always)]
+fn fast<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    filled: Filled,
+) -> Result<Buffer<T, D>, Filled> {
+    let Some(format) = fast_element_match::<T>(&filled, obj.py()) else {
+        return Err(filled);
+    };
+    if !ndim_fits::<D>(filled.view().ndim) {
+        return Err(filled);
+    }
+    // SAFETY: `filled` holds a filled, unreleased view whose pointers are valid now, during
+    // acquisition (the sources' guarantee, see `crate::source`).
+    match unsafe { Layout::<D>::read(filled.view()) } {
+        Ok(layout) => Ok(Buffer::from_validated(
+            filled.record(obj, Some(format), false),
+            layout,
+        )),
+        Err(_) => Err(filled),
+    }
 }
 
 /// Every step, in order, for an acquisition the fast path of [`typed`] did not accept.

@@ -128,6 +128,18 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         acquire::typed_from(obj, Source::DLPack, Request::Write)
     }
 
+    /// Acquires through the buffer protocol only (`PyObject_GetBuffer`), for reading: what
+    /// [`get`](Buffer::get) does for every object that supports it, minus the fast path that
+    /// reads numpy arrays' own struct ([`Source::Numpy`], which answers the same).
+    pub fn from_buffer_protocol(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::BufferProtocol, Request::Read)
+    }
+
+    /// Acquires through the buffer protocol only, for writing.
+    pub fn from_buffer_protocol_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::BufferProtocol, Request::Write)
+    }
+
     /// Acquires through `obj.__array_interface__` only (a version-3 dict), for reading.
     pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
         acquire::typed_from(obj, Source::ArrayInterface, Request::Read)

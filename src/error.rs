@@ -598,7 +598,7 @@ impl From<PyErr> for Error {
 /// The protocol's name, for "expected an object supporting ...".
 fn protocol_name(protocol: Source) -> &'static str {
     match protocol {
-        Source::BufferProtocol => "the buffer protocol",
+        Source::BufferProtocol | Source::Numpy => "the buffer protocol",
         Source::DLPack => "DLPack",
         Source::ArrayStruct | Source::ArrayInterface => "the array interface",
     }
@@ -607,7 +607,7 @@ fn protocol_name(protocol: Source) -> &'static str {
 /// The attribute (or slot) an object implements the protocol with.
 fn protocol_attribute(protocol: Source) -> &'static str {
     match protocol {
-        Source::BufferProtocol => "bf_getbuffer or __buffer__",
+        Source::BufferProtocol | Source::Numpy => "bf_getbuffer or __buffer__",
         Source::DLPack => "__dlpack__",
         Source::ArrayStruct => "__array_struct__",
         Source::ArrayInterface => "__array_interface__",
@@ -617,7 +617,7 @@ fn protocol_attribute(protocol: Source) -> &'static str {
 /// What the protocol hands over, for "exported an unusable ...".
 fn protocol_object(protocol: Source) -> &'static str {
     match protocol {
-        Source::BufferProtocol => "buffer",
+        Source::BufferProtocol | Source::Numpy => "buffer",
         Source::DLPack => "DLPack tensor",
         Source::ArrayStruct => "__array_struct__ capsule",
         Source::ArrayInterface => "__array_interface__",

@@ -666,13 +666,23 @@ fn the_search_order_and_the_final_error() {
         // a class is not an array, though its instances may be
         let err = AnyBuffer::get(&eval(&g, "AI")).unwrap_err();
         assert!(matches!(err, Error::NotABuffer { .. }), "{err}");
-        // the buffer protocol comes first: a numpy array is read through it
+        // the buffer protocol comes first: a numpy array is read through it (or, for a typed
+        // handle of a native scalar dtype, through numpy's own struct, which answers the same),
+        // never through the protocols it also has
         assert_eq!(
             Buffer1::<f64>::get(&eval(&g, "np.ones(2)"))
                 .unwrap()
                 .source(),
+            Source::Numpy
+        );
+        assert_eq!(
+            AnyBuffer::get(&eval(&g, "np.ones(2)")).unwrap().source(),
             Source::BufferProtocol
         );
+        assert!(matches!(
+            Buffer1::<f64>::get(&eval(&g, "np.ones(2).astype('>f8')")),
+            Err(Error::ByteOrder { .. })
+        ));
         // __array_struct__ before __array_interface__
         run(
             py,

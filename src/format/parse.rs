@@ -244,6 +244,7 @@ fn leaf(kind: ScalarKind, mode: Mode) -> ItemLayout {
 pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
     let (mode, c) = match *b {
         [c] => return NATIVE_CODES.get(usize::from(c)).copied().flatten(),
+        [b'Z', c] => return complex_kind(c).map(Scalar::native),
         [p, c] => (Mode::from_prefix(p)?, c),
         _ => return None,
     };
