@@ -278,6 +278,10 @@ impl<D: Dimension> Layout<D> {
     /// As for [`Layout::read`].
     #[inline(always)]
     unsafe fn read_direct(view: &ffi::Py_buffer) -> Option<Layout<D>> {
+        if D::NDIM == Some(1) && view.ndim == 1 {
+            // SAFETY: forwarded; `ndim` is 1.
+            return unsafe { Self::read_1d(view) };
+        }
         let ndim = D::NDIM?;
         if view.ndim < 0
             || view.ndim as usize != ndim
@@ -325,6 +329,54 @@ impl<D: Dimension> Layout<D> {
             return None;
         }
         Some(layout)
+    }
+
+    /// [`Layout::read_direct`] for one dimension, without loops.
+    ///
+    /// # Safety
+    /// As for [`Layout::read`], and `view.ndim == 1`.
+    #[inline(always)]
+    unsafe fn read_1d(view: &ffi::Py_buffer) -> Option<Layout<D>> {
+        if view.shape.is_null() || !view.suboffsets.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL shape of a 1-D buffer has one entry (the caller's promise).
+        let n = unsafe { *view.shape };
+        let itemsize = view.itemsize;
+        let stride = if view.strides.is_null() {
+            itemsize
+        } else {
+            // SAFETY: as for the shape.
+            unsafe { *view.strides }
+        };
+        if n < 0 || itemsize < 0 || n.checked_mul(itemsize) != Some(view.len) {
+            return None;
+        }
+        if n > 0 {
+            // the extent, as `check_extent` computes it for one axis
+            if view.buf.is_null() {
+                return None;
+            }
+            let span = (n - 1).checked_mul(stride)?;
+            let (low, high) = if span < 0 { (span, 0) } else { (0, span) };
+            let end = high.checked_add(itemsize)?;
+            end.checked_sub(low)?;
+            let base = view.buf as usize;
+            base.checked_add_signed(low)?;
+            base.checked_add_signed(end)?;
+        }
+        let mut shape = D::zeros(1);
+        shape[0] = n as usize;
+        let mut strides = D::zeros(1);
+        strides[0] = stride as usize;
+        Some(Layout {
+            ptr: view.buf.cast::<u8>(),
+            shape,
+            strides,
+            itemsize: itemsize as usize,
+            suboffsets: None,
+            len: n as usize,
+        })
     }
 
     /// Any number of dimensions, every check, with a reason for each failure.
