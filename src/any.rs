@@ -257,3 +257,24 @@ impl std::fmt::Debug for AnyBuffer {
             .finish()
     }
 }
+
+/// An `AnyBuffer` argument of a `#[pyfunction]` makes a read request ([`AnyBuffer::get`]):
+/// the function then inspects the element type and dispatches on it.
+///
+/// ```
+/// use pybuf::AnyBuffer;
+/// use pyo3::prelude::*;
+///
+/// #[pyfunction]
+/// fn dtype_of(x: AnyBuffer) -> String {
+///     format!("{:?}", x.element_kind())
+/// }
+/// # fn main() {}
+/// ```
+impl<'a, 'py> FromPyObject<'a, 'py> for AnyBuffer {
+    type Error = Error;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
+        AnyBuffer::get(&obj)
+    }
+}

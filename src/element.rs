@@ -2,7 +2,7 @@
 //!
 //! | format (this machine, little-endian LP64) | Rust element |
 //! |---|---|
-//! | `?` | `bool` (bytes other than 0/1 are refused, never read as `bool`) |
+//! | `?` | `bool` (bytes other than 0/1 are refused when read) or [`Bool`](crate::Bool) (every byte) |
 //! | `b` `h` `i` `q`, `l` `n` (native size) | `i8` `i16` `i32` `i64`, `i64` `isize` |
 //! | `B` `H` `I` `Q`, `L` `N` (native size) | `u8` `u16` `u32` `u64`, `u64` `usize` |
 //! | `<l` `=l` `>l` `!l` (standard size) | `i32`, `i32`, [`be::I32`], [`be::I32`] |
@@ -163,6 +163,10 @@ native_scalar! {
 #[cfg(all(feature = "complex", feature = "half"))]
 native_scalar! { num_complex::Complex<half::f16> => ScalarKind::ComplexF16 }
 
+/// Rust's `bool`: items must be 0 or 1, which every read checks
+/// ([`Error::InvalidValue`](crate::Error::InvalidValue) otherwise). [`Bool`](crate::Bool)
+/// reads every byte, for masks that may hold others and for guards held across calls into
+/// Python.
 // SAFETY: `bool` is one byte with alignment 1; only 0 and 1 are valid, which `is_valid`
 // checks and `ALWAYS_VALID = false` makes every reader call.
 unsafe impl Element for bool {

@@ -6,6 +6,13 @@
 //! element strides; negative strides are expressed by inverting axes of a view that starts at
 //! the lowest address, as ndarray requires.
 //!
+//! The registry sees Rust borrows only: Python code that writes the memory while a view
+//! taken from a guard is in use — on another thread, or on this one during a callback,
+//! `py.run` or a `__del__` — is undefined behaviour for Rust. A guard itself holds no
+//! reference (each `view()` makes a new one), but the element validity checked when it was
+//! made (`bool` bytes are 0 or 1) does not survive such a write; see the crate documentation,
+//! "Python code that runs while a guard lives", and [`Bool`](crate::Bool).
+//!
 //! Guards are `Send` and `Sync` where their views are, so they can be used inside
 //! `py.detach(|| ...)` with the interpreter lock released, for example with rayon over
 //! `guard.view_mut().axis_iter_mut(...)`.
