@@ -33,7 +33,7 @@ use crate::format::{ItemLayout, Scalar, ScalarKind};
 /// use pyo3::prelude::*;
 ///
 /// Python::attach(|py| -> PyResult<()> {
-///     let mask = py.eval(c"__import__('numpy').frombuffer(b'\x00\x01\x02', dtype=bool)", None, None)?;
+///     let mask = py.eval(c"__import__('numpy').frombuffer(bytes([0, 1, 2]), dtype=bool)", None, None)?;
 ///     assert!(Buffer1::<bool>::get(&mask)?.to_vec().is_err()); // 2 is not a Rust bool
 ///     let mask = Buffer1::<Bool>::get(&mask)?;
 ///     let count = mask.with(|v| v.iter().filter(|b| b.get()).count())?;

@@ -77,7 +77,7 @@ pub type BufferMutD<T> = BufferMut<T, IxDyn>;
 ///
 ///     // the number of dimensions is part of the type
 ///     let err = Buffer2::<u8>::get(&data).unwrap_err();
-///     assert!(err.to_string().starts_with("expected a 2-D buffer of u8"));
+///     assert!(err.to_string().starts_with("expected a 2-D buffer of uint8 (u8"));
 ///     Ok(())
 /// })
 /// .unwrap();
@@ -520,6 +520,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         if let Some(address) = self.layout.first_misaligned(std::mem::align_of::<T>()) {
             return Err(Error::Misaligned {
                 type_name: T::type_name(),
+                item: acquire::element_name::<T>(),
                 align: std::mem::align_of::<T>(),
                 address,
             });

@@ -119,6 +119,7 @@ mod boolean;
 mod borrow;
 mod buffer;
 mod copy;
+mod dispatch;
 pub mod element;
 pub mod error;
 pub mod export;

@@ -227,3 +227,125 @@ fn half_and_num_complex_are_reexported() {
         );
     });
 }
+
+// ---- dispatch! -------------------------------------------------------------------------------
+
+/// The sum of any native integer or float buffer, as f64, through one generic body.
+fn sum_any(x: AnyBuffer) -> Result<f64, Error> {
+    pybuf::dispatch!(x, |buf: BufferD<T>| buf
+        .with_or_copy(|v| v.iter().map(|&e| e as f64).sum::<f64>()))?
+}
+
+#[test]
+fn dispatch_runs_one_body_per_element_type() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        for dtype in [
+            "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32",
+            "float64",
+        ] {
+            let expr = format!("(np.arange(12) - 3).astype('{dtype}').reshape(3, 4)[:, ::-2]");
+            let expected: f64 = eval(&g, &format!("float(np.sum({expr}, dtype=np.float64))"))
+                .extract()
+                .unwrap();
+            let any: AnyBuffer = eval(&g, &expr).extract().unwrap();
+            assert_eq!(sum_any(any).unwrap(), expected, "{dtype}");
+        }
+        // other spellings: 'l' (int64 with native size), 'c' (a byte), misaligned data (a copy)
+        run(
+            py,
+            &g,
+            "mis = np.frombuffer(bytearray(8 * 3 + 1), 'f8', offset=1); mis[:] = [1.5, 2, -4]",
+        );
+        for (expr, expected) in [
+            ("array.array('l', [1, 2, 3])", "6.0"),
+            ("memoryview(b'abc').cast('c')", "float(sum(b'abc'))"),
+            ("mis", "float(mis.sum())"),
+        ] {
+            let expected: f64 = eval(&g, expected).extract().unwrap();
+            let any: AnyBuffer = eval(&g, expr).extract().unwrap();
+            assert_eq!(sum_any(any).unwrap(), expected, "{expr}");
+        }
+    });
+}
+
+#[test]
+fn dispatch_with_a_list_and_a_fixed_ndim() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        let any: AnyBuffer = eval(&g, "np.array([[True, False], [True, True]])")
+            .extract()
+            .unwrap();
+        let count = pybuf::dispatch!(any, [bool, u8], |m: Buffer2<T>| m
+            .to_vec()
+            .map(|v| { v.iter().filter(|&&x| x != T::default()).count() }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(count, 3);
+        // the handle's other checks apply: a 1-D buffer for a Buffer2
+        let any: AnyBuffer = eval(&g, "np.zeros(3, np.uint8)").extract().unwrap();
+        let err = pybuf::dispatch!(any, [bool, u8], |m: Buffer2<T>| m.len()).unwrap_err();
+        assert!(matches!(err, Error::Dimensions { .. }), "{err}");
+        // complex and half floats when listed
+        let any: AnyBuffer = eval(&g, "np.array([1+2j, 3-1j])").extract().unwrap();
+        let total = pybuf::dispatch!(
+            any,
+            [pybuf::num_complex::Complex<f32>, pybuf::num_complex::Complex<f64>],
+            |c: Buffer1<T>| c.to_vec().unwrap().iter().map(|z| (z.re as f64, z.im as f64)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        )
+        .unwrap();
+        assert_eq!(total, (4.0, 1.0));
+    });
+}
+
+#[test]
+fn dispatch_refuses_other_element_types_clearly() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        for (expr, found) in [
+            (
+                "np.zeros(3, np.complex128)",
+                "got a 1-D buffer of complex128 (format 'Zd') with shape (3,)",
+            ),
+            (
+                "np.zeros(3, '>f8')",
+                "got a 1-D buffer of '>f8' (format '>d') with shape (3,)",
+            ),
+            (
+                "np.zeros(2, np.bool_)",
+                "got a 1-D buffer of bool (format '?') with shape (2,)",
+            ),
+            (
+                "np.zeros(2, [('a', 'i4')])",
+                "got a 1-D buffer of struct {a: int32 @0} (format 'T{i:a:}', itemsize 4)",
+            ),
+            (
+                "np.zeros(2, np.float16)",
+                "got a 1-D buffer of float16 (format 'e')",
+            ),
+        ] {
+            let any: AnyBuffer = eval(&g, expr).extract().unwrap();
+            let err = sum_any(any).unwrap_err();
+            assert!(
+                matches!(err, Error::UnsupportedElement { .. }),
+                "{expr}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(
+                    "expected a buffer of int8, uint8, int16, uint16, int32, uint32, int64, \
+                     uint64, float32, float64, "
+                ),
+                "{msg}"
+            );
+            assert!(msg.contains(found), "{expr}: {msg}");
+            assert!(err.hint().is_some());
+            assert!(PyErr::from(err).is_instance_of::<pyo3::exceptions::PyTypeError>(py));
+        }
+        // an unparseable format is reported as such
+        let any: AnyBuffer = eval(&g, "np.array([None])").extract().unwrap();
+        let err = sum_any(any).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedElement { .. }), "{err}");
+        assert!(err.to_string().contains("format 'O'"), "{err}");
+    });
+}

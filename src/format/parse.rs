@@ -645,6 +645,52 @@ impl ItemLayout {
     }
 }
 
+impl ItemLayout {
+    /// This layout with its size set to an exporter's `itemsize`, where the two can only
+    /// disagree about a struct's trailing padding: [`pad_to_itemsize`](ItemLayout::pad_to_itemsize)
+    /// when the struct is smaller, and when it is larger, trimmed to `itemsize` as long as
+    /// every field still fits. Field offsets are never changed.
+    ///
+    /// numpy describes packed structured dtypes (`align=False`) with formats that switch back
+    /// to native-alignment mode (`@`) for 0 or 1 records and for strided views: a 17-byte
+    /// record is written `T{I:frame:=d:score:@H:x:H:y:B:label:}`, whose fields end at byte 17
+    /// but which the native rules pad to 20. The items are 17 bytes: the exporter's
+    /// `itemsize` says so, and the fields agree.
+    ///
+    /// Returns `None` for a struct whose fields do not fit in `itemsize` and for any other
+    /// item whose size differs.
+    ///
+    /// ```
+    /// use pybuf::format::parse;
+    ///
+    /// let numpy = parse("T{I:frame:=d:score:@H:x:H:y:B:label:}").unwrap();
+    /// assert_eq!(numpy.size, 20);
+    /// assert_eq!(numpy.clone().fit_to_itemsize(17).unwrap().size, 17);
+    /// assert!(numpy.fit_to_itemsize(16).is_none()); // 'label' at byte 16 would not fit
+    /// assert!(parse("T{=d:a:}").unwrap().fit_to_itemsize(12).is_some());
+    /// assert!(parse("d").unwrap().fit_to_itemsize(4).is_none());
+    /// ```
+    pub fn fit_to_itemsize(self, itemsize: usize) -> Option<ItemLayout> {
+        match &self.kind {
+            _ if self.size <= itemsize => self.pad_to_itemsize(itemsize),
+            ItemKind::Struct(fields) if fields_end(fields) <= itemsize => Some(ItemLayout {
+                size: itemsize,
+                ..self
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The first byte after every field (0 for no fields).
+fn fields_end(fields: &[Field]) -> usize {
+    fields
+        .iter()
+        .map(|f| f.offset.saturating_add(f.layout.size))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A sub-array, or `None` if its size or its number of scalars (which bounds the counts that
 /// [`ItemLayout::matches`] multiplies, also for zero-size elements) exceeds [`MAX_ITEM_SIZE`].
 fn array(shape: Vec<usize>, elem: ItemLayout) -> Option<ItemLayout> {
