@@ -26,8 +26,10 @@
 //!
 //! Plain scalar element types (`f64`, `u8`, ...) take a fast path at step 2–3: a format that
 //! is one code with an optional prefix (`"d"`, `"<d"`, `"=d"`, `"B"`) is matched without
-//! building an item layout. It accepts exactly what the full parser and matcher accept for
-//! such strings (a unit test compares them on every prefix and code).
+//! building an item layout, and a layout with `D`'s number of dimensions is read in
+//! straight-line code; the format and the exporter's name are recorded once all of that
+//! passed. Anything the fast path does not accept goes through every step above, so the fast
+//! path can only make acquisition cheaper, never more permissive (unit tests compare the two).
 
 use ndarray::{Dimension, IxDyn};
 use pyo3::prelude::*;
@@ -38,15 +40,39 @@ use crate::element::Element;
 use crate::error::{Error, Expected, Found};
 use crate::format::{self, ItemKind, ItemLayout, Mismatch};
 use crate::layout::{self, Layout};
-use crate::source::{Acquired, Request};
+use crate::source::{Acquired, Filled, FormatText, Request};
 
 /// Acquires `obj` and validates it as a `Buffer<T, D>`.
-#[inline]
+///
+/// The fast path checks the filled view directly and records the format and type name only
+/// once everything passed; anything else (a failure, or a format the fast path does not
+/// know) records first and takes the general path, which runs every step in order.
+#[inline(always)]
 pub(crate) fn typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     request: Request,
 ) -> Result<Buffer<T, D>, Error> {
-    let acquired = Acquired::new_any(obj, request, false)?;
+    let filled = Filled::new_any(obj, request)?;
+    if let Some(format) = fast_element_match::<T>(&filled, obj.py()) {
+        if ndim_fits::<D>(filled.view().ndim) {
+            // SAFETY: `filled` holds a filled, unreleased view whose pointers stay valid while
+            // it lives (the sources' guarantee, see `crate::source`).
+            if let Ok(layout) = unsafe { Layout::<D>::read(filled.view()) } {
+                let acquired = filled.record(obj, Some(format), false);
+                return Ok(Buffer::from_validated(acquired, layout));
+            }
+        }
+    }
+    general::<T, D>(obj, filled.record(obj, None, false))
+}
+
+/// Every step, in order, for an acquisition the fast path of [`typed`] did not accept.
+#[cold]
+#[inline(never)]
+fn general<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    acquired: Acquired,
+) -> Result<Buffer<T, D>, Error> {
     match validate::<T, D>(acquired) {
         Ok(buffer) => Ok(buffer),
         Err((mut acquired, _)) => {
@@ -58,8 +84,7 @@ pub(crate) fn typed<T: Element, D: Dimension>(
     }
 }
 
-/// Steps 2–6 of [`typed`]; on failure, the acquisition is handed back with the error.
-#[inline]
+/// Steps 2–6 of [`general`]; on failure, the acquisition is handed back with the error.
 fn validate<T: Element, D: Dimension>(
     acquired: Acquired,
 ) -> Result<Buffer<T, D>, (Acquired, Error)> {
@@ -93,6 +118,38 @@ enum Items {
     Direct,
     /// `T` is `[E; length]`, each item an `E`: the last axis becomes the array.
     Absorbed { length: usize },
+}
+
+/// The fast path of steps 2–4 for plain scalar element types: a format of at most two bytes
+/// (one code and an optional prefix) that means `T`, and an `itemsize` of `T`'s size. Returns
+/// the format it read; `None` sends the acquisition to the general path, which accepts or
+/// refuses it with the full parser. A unit test checks every prefix and code: the fast path
+/// never accepts what the general path refuses, and decides every one-code format itself but
+/// byte strings (`'s'`, `'p'`).
+#[inline(always)]
+fn fast_element_match<T: Element>(filled: &Filled, py: Python<'_>) -> Option<FormatText> {
+    T::SCALAR?;
+    let format = filled.short_format(py)?;
+    fast_accepts::<T>(format.as_bytes(), filled.view().itemsize).then_some(format)
+}
+
+/// The decision of [`fast_element_match`] for a format's bytes and an exporter's `itemsize`.
+#[inline(always)]
+fn fast_accepts<T: Element>(format: &[u8], itemsize: isize) -> bool {
+    let (Some(expected), Some(found)) = (T::SCALAR, format::scalar_code(format)) else {
+        return false;
+    };
+    found.matches(expected).is_ok() && itemsize >= 0 && itemsize as usize == expected.kind.size()
+}
+
+/// Whether an exporter's `ndim` fits `D` (`Ix1` also takes 0-d buffers, as shape `[1]`).
+#[inline(always)]
+fn ndim_fits<D: Dimension>(ndim: std::os::raw::c_int) -> bool {
+    match D::NDIM {
+        Some(1) => ndim == 1 || ndim == 0,
+        Some(n) => ndim >= 0 && ndim as usize == n,
+        None => true,
+    }
 }
 
 /// Acquires `obj` for an [`AnyBuffer`]: the layout must be valid; the item is parsed but a
@@ -190,29 +247,7 @@ fn absorb<T: Element, D: Dimension>(
 
 /// Steps 2–4: the format parses, describes `T` (or `E` of `T = [E; N]`), and agrees with the
 /// exporter's `itemsize`. `parsed` is the item when the caller parsed it already.
-#[inline]
 fn check_element<T: Element, D: Dimension>(
-    acquired: &Acquired,
-    parsed: Option<&ItemLayout>,
-) -> Result<Items, Error> {
-    if let (Some(expected), None) = (T::SCALAR, parsed) {
-        // The fast path: a one-code format of the right kind and byte order, with the
-        // matching itemsize.
-        if let Some(found) = format::scalar_code(acquired.format_bytes()) {
-            if found.matches(expected).is_ok()
-                && acquired.view().itemsize as usize == expected.kind.size()
-                && acquired.view().itemsize >= 0
-            {
-                return Ok(Items::Direct);
-            }
-        }
-    }
-    check_element_slow::<T, D>(acquired, parsed)
-}
-
-#[cold]
-#[inline(never)]
-fn check_element_slow<T: Element, D: Dimension>(
     acquired: &Acquired,
     parsed: Option<&ItemLayout>,
 ) -> Result<Items, Error> {
@@ -306,18 +341,11 @@ fn check_itemsize(acquired: &Acquired, item: &ItemLayout) -> Result<(), Error> {
 }
 
 /// Step 5: the number of dimensions fits `D` (`Ix1` also takes 0-d buffers as shape `[1]`).
-#[inline]
 fn check_ndim<T: Element, D: Dimension>(
     acquired: &Acquired,
     item: Option<&ItemLayout>,
 ) -> Result<(), Error> {
-    let ndim = acquired.view().ndim;
-    let fits = match D::NDIM {
-        Some(1) => ndim == 1 || ndim == 0,
-        Some(n) => ndim as usize == n && ndim >= 0,
-        None => true,
-    };
-    if fits {
+    if ndim_fits::<D>(acquired.view().ndim) {
         return Ok(());
     }
     Err(dimensions_error::<T, D>(acquired, item))
@@ -364,7 +392,6 @@ fn dimensions_error<T: Element, D: Dimension>(
 }
 
 /// Step 6.
-#[inline]
 fn read_layout<D: Dimension>(acquired: &Acquired) -> Result<Layout<D>, Error> {
     // SAFETY: `acquired` holds a filled, unreleased view whose pointers stay valid while it
     // lives (the sources' guarantee, see `crate::source`).
@@ -435,4 +462,73 @@ pub(crate) fn found(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Fo
         itemsize: shown_itemsize(acquired.view().itemsize, item),
         shape,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the general path decides for a format and itemsize (steps 2–4, without an
+    /// exporter).
+    fn general_accepts<T: Element>(format: &str, itemsize: isize) -> bool {
+        let Ok(item) = format::parse(format) else {
+            return false;
+        };
+        let item = match usize::try_from(itemsize) {
+            Ok(size) if size != item.size => item.clone().fit_to_itemsize(size).unwrap_or(item),
+            _ => item,
+        };
+        let matched = match T::SCALAR {
+            Some(scalar) => item.matches_scalar(scalar),
+            None => item.matches(&T::layout()),
+        };
+        matched.is_ok() && usize::try_from(itemsize) == Ok(item.size)
+    }
+
+    fn agree<T: Element>() {
+        let codes = "?cbBhHiIlLqQnNefdPspxgOuwZ";
+        for prefix in ["", "@", "^", "=", "<", ">", "!"] {
+            for code in codes.chars() {
+                let format = format!("{prefix}{code}");
+                for itemsize in [-1, 0, 1, 2, 4, 8, 16] {
+                    let fast = fast_accepts::<T>(format.as_bytes(), itemsize);
+                    let general = general_accepts::<T>(&format, itemsize);
+                    // the fast path may leave a format to the general path, never accept more
+                    assert!(
+                        !fast || general,
+                        "{format:?} itemsize {itemsize} as {}",
+                        T::type_name()
+                    );
+                    // and it decides every one-code format like the general path, but byte
+                    // strings ('s', 'p'), which it leaves to the general path
+                    if format.len() <= 2 && general && !"sp".contains(code) {
+                        assert!(fast, "{format:?} itemsize {itemsize} as {}", T::type_name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_fast_path_agrees_with_the_parser() {
+        agree::<bool>();
+        agree::<i8>();
+        agree::<u8>();
+        agree::<i16>();
+        agree::<u16>();
+        agree::<i32>();
+        agree::<u32>();
+        agree::<i64>();
+        agree::<u64>();
+        agree::<isize>();
+        agree::<usize>();
+        agree::<f32>();
+        agree::<f64>();
+        agree::<crate::be::F64>();
+        agree::<crate::le::I32>();
+        #[cfg(feature = "half")]
+        agree::<half::f16>();
+        #[cfg(feature = "complex")]
+        agree::<num_complex::Complex<f64>>();
+    }
 }

@@ -125,7 +125,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     /// A handle on an acquisition that passed every check of `crate::acquire` for `T` and
     /// `D`, with its validated layout.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn from_validated(raw: Acquired, layout: Layout<D>) -> Self {
         Buffer {
             raw,

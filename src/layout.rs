@@ -266,38 +266,48 @@ impl Layout<IxDyn> {
 impl<D: Dimension> Layout<D> {
     /// Checks that every byte offset an in-bounds index can produce fits in `isize` and that
     /// the addresses do not wrap around the address space.
+    #[inline(always)]
     fn check_extent(&self) -> Result<(), LayoutError> {
         if self.len == 0 {
             return Ok(());
         }
-        let (mut low, mut high): (isize, isize) = (0, 0);
-        for (axis, (&n, &s)) in self.shape.slice().iter().zip(self.strides()).enumerate() {
-            let span = isize::try_from(n - 1)
-                .ok()
-                .and_then(|m| m.checked_mul(s))
-                .ok_or_else(|| {
-                    format!("shape {n} × stride {s} on axis {axis} overflows a byte offset")
-                })?;
-            let (lo, hi) = if span < 0 { (span, 0) } else { (0, span) };
-            low = low
-                .checked_add(lo)
-                .ok_or_else(|| "the lowest byte offset overflows".to_string())?;
-            high = high
-                .checked_add(hi)
-                .ok_or_else(|| "the highest byte offset overflows".to_string())?;
-        }
-        let end = high
-            .checked_add(self.itemsize as isize)
-            .ok_or_else(|| "the extent overflows".to_string())?;
-        end.checked_sub(low)
-            .ok_or_else(|| "the extent overflows".to_string())?;
-        if self.suboffsets.is_none() {
-            let base = self.ptr as usize;
-            if base.checked_add_signed(low).is_none() || base.checked_add_signed(end).is_none() {
-                return Err(format!(
-                    "addresses from {base:#x}{low:+} to {base:#x}{end:+} wrap around"
-                ));
+        // Every length is at most isize::MAX (the item count is, and it is not 0), so
+        // `n - 1` is an isize; the sums are checked as they go.
+        let (mut low, mut high, mut overflow) = (0isize, 0isize, false);
+        for (&n, &s) in self.shape.slice().iter().zip(self.strides()) {
+            let (span, o) = (n as isize - 1).overflowing_mul(s);
+            overflow |= o;
+            let (sum, o) = if span < 0 {
+                low.overflowing_add(span)
+            } else {
+                high.overflowing_add(span)
+            };
+            overflow |= o;
+            if span < 0 {
+                low = sum;
+            } else {
+                high = sum;
             }
+        }
+        let (end, o) = high.overflowing_add(self.itemsize as isize);
+        overflow |= o;
+        let (extent, o) = end.overflowing_sub(low);
+        overflow |= o || extent < 0;
+        if overflow {
+            return Err(reason(format_args!(
+                "shape {:?} with byte strides {:?} spans more bytes than a byte offset can \
+                 address",
+                self.shape.slice(),
+                self.strides()
+            )));
+        }
+        let base = self.ptr as usize;
+        if self.suboffsets.is_none()
+            && (base.checked_add_signed(low).is_none() || base.checked_add_signed(end).is_none())
+        {
+            return Err(reason(format_args!(
+                "addresses from {base:#x}{low:+} to {base:#x}{end:+} wrap around"
+            )));
         }
         Ok(())
     }
@@ -309,26 +319,94 @@ impl<D: Dimension> Layout<D> {
     /// # Safety
     /// `view` must have been filled by a successful `PyObject_GetBuffer` and not released;
     /// its `shape`, `strides` and `suboffsets` (where non-NULL) point to `ndim` values.
+    #[inline(always)]
     pub unsafe fn read(view: &ffi::Py_buffer) -> Result<Layout<D>, LayoutError> {
+        // SAFETY: forwarded.
+        if let Some(layout) = unsafe { Self::read_direct(view) } {
+            return Ok(layout);
+        }
+        // SAFETY: forwarded.
+        unsafe { Self::read_general(view) }
+    }
+
+    /// The common case in straight-line code, for a static number of dimensions: the
+    /// exporter's `ndim` is `D`'s, with a shape, no suboffsets, a length that agrees and an
+    /// extent that fits. `None` for anything else, which [`Layout::read_general`] then accepts
+    /// or explains. It accepts nothing that `read_general` refuses.
+    ///
+    /// # Safety
+    /// As for [`Layout::read`].
+    #[inline(always)]
+    unsafe fn read_direct(view: &ffi::Py_buffer) -> Option<Layout<D>> {
+        let ndim = D::NDIM?;
+        if view.ndim < 0
+            || view.ndim as usize != ndim
+            || view.shape.is_null()
+            || !view.suboffsets.is_null()
+            || view.itemsize < 0
+        {
+            return None;
+        }
+        let itemsize = view.itemsize as usize;
+        // SAFETY: a non-NULL shape has `ndim` entries (the caller's promise).
+        let raw_shape = unsafe { std::slice::from_raw_parts(view.shape, ndim) };
+        let mut shape = D::zeros(ndim);
+        let mut len: usize = 1;
+        let mut bad = false;
+        for (dst, &n) in shape.slice_mut().iter_mut().zip(raw_shape) {
+            bad |= n < 0;
+            *dst = n as usize;
+            let (product, overflow) = len.overflowing_mul(n as usize);
+            bad |= overflow;
+            len = product;
+        }
+        if bad || len > isize::MAX as usize || len as u128 * itemsize as u128 != view.len as u128 {
+            return None;
+        }
+        let mut strides = D::zeros(ndim);
+        if view.strides.is_null() {
+            fill_c_strides(strides.slice_mut(), shape.slice(), itemsize);
+        } else {
+            // SAFETY: as for the shape.
+            let raw = unsafe { std::slice::from_raw_parts(view.strides, ndim) };
+            for (dst, &s) in strides.slice_mut().iter_mut().zip(raw) {
+                *dst = s as usize;
+            }
+        }
+        let layout = Layout {
+            ptr: view.buf.cast::<u8>(),
+            shape,
+            strides,
+            itemsize,
+            suboffsets: None,
+            len,
+        };
+        if len > 0 && (view.buf.is_null() || layout.check_extent().is_err()) {
+            return None;
+        }
+        Some(layout)
+    }
+
+    /// Any number of dimensions, every check, with a reason for each failure.
+    ///
+    /// # Safety
+    /// As for [`Layout::read`].
+    unsafe fn read_general(view: &ffi::Py_buffer) -> Result<Layout<D>, LayoutError> {
         let ndim = exporter_ndim(view)?;
-        let itemsize = usize::try_from(view.itemsize)
-            .map_err(|_| format!("negative itemsize {}", view.itemsize))?;
-        let byte_len =
-            usize::try_from(view.len).map_err(|_| format!("negative length {}", view.len))?;
+        if view.itemsize < 0 {
+            return Err(reason(format_args!("negative itemsize {}", view.itemsize)));
+        }
+        if view.len < 0 {
+            return Err(reason(format_args!("negative length {}", view.len)));
+        }
+        let (itemsize, byte_len) = (view.itemsize as usize, view.len as usize);
         let scalar_as_1d = ndim == 0 && D::NDIM == Some(1);
         if !scalar_as_1d && D::NDIM.is_some_and(|n| n != ndim) {
-            return Err(format!(
+            return Err(reason(format_args!(
                 "{ndim} dimensions where {:?} were expected",
                 D::NDIM
-            ));
+            )));
         }
-
-        // SAFETY: the exporter filled `ndim` entries when the pointer is non-NULL.
-        let raw_shape = unsafe { raw_slice(view.shape, ndim) };
-        // SAFETY: as above.
-        let raw_strides = unsafe { raw_slice(view.strides, ndim) };
-        // SAFETY: as above.
-        let raw_suboffsets = unsafe { raw_slice(view.suboffsets, ndim) };
 
         let mut shape = D::zeros(if scalar_as_1d { 1 } else { ndim });
         let mut strides = D::zeros(shape.ndim());
@@ -337,30 +415,39 @@ impl<D: Dimension> Layout<D> {
             shape[0] = 1;
             strides[0] = itemsize;
         } else {
-            match raw_shape {
+            // SAFETY: the exporter filled `ndim` entries when the pointer is non-NULL.
+            match unsafe { raw_slice(view.shape, ndim) } {
                 Some(raw) => {
                     for (axis, (dst, &n)) in shape.slice_mut().iter_mut().zip(raw).enumerate() {
-                        *dst = usize::try_from(n)
-                            .map_err(|_| format!("negative length {n} on axis {axis}"))?;
-                        len = len.checked_mul(*dst).ok_or_else(|| {
-                            format!("the number of items of shape {raw:?} overflows")
-                        })?;
+                        if n < 0 {
+                            return Err(reason(format_args!("negative length {n} on axis {axis}")));
+                        }
+                        *dst = n as usize;
+                        len = match len.checked_mul(n as usize) {
+                            Some(len) => len,
+                            None => {
+                                return Err(reason(format_args!(
+                                    "the number of items of shape {raw:?} overflows"
+                                )))
+                            }
+                        };
                     }
                 }
                 None if ndim == 0 => {}
-                None => {
-                    // Without PyBUF_ND an exporter may omit the shape: 1-D of `len` bytes.
-                    if ndim != 1 || itemsize == 0 || byte_len % itemsize != 0 {
-                        return Err(format!(
-                            "no shape for {ndim} dimensions of {byte_len} bytes with itemsize \
-                             {itemsize}"
-                        ));
-                    }
+                // Without PyBUF_ND an exporter may omit the shape: 1-D of `len` bytes.
+                None if ndim == 1 && itemsize != 0 && byte_len % itemsize == 0 => {
                     shape[0] = byte_len / itemsize;
                     len = shape[0];
                 }
+                None => {
+                    return Err(reason(format_args!(
+                        "no shape for {ndim} dimensions of {byte_len} bytes with itemsize \
+                         {itemsize}"
+                    )))
+                }
             }
-            match raw_strides {
+            // SAFETY: as above.
+            match unsafe { raw_slice(view.strides, ndim) } {
                 Some(raw) => {
                     for (dst, &s) in strides.slice_mut().iter_mut().zip(raw) {
                         *dst = s as usize;
@@ -373,29 +460,29 @@ impl<D: Dimension> Layout<D> {
 
         if len > isize::MAX as usize {
             // Also for zero-size items: views and copies count items in `isize`.
-            return Err(format!(
+            return Err(reason(format_args!(
                 "shape {:?} holds {len} items, more than isize::MAX",
                 shape.slice()
-            ));
+            )));
         }
-        let expected_bytes = len
-            .checked_mul(itemsize)
-            .ok_or_else(|| format!("{len} items of {itemsize} bytes overflow the address space"))?;
-        if expected_bytes != byte_len {
-            return Err(format!(
+        // Both factors are at most isize::MAX, so the product fits in u128.
+        let expected_bytes = len as u128 * itemsize as u128;
+        if expected_bytes != byte_len as u128 {
+            return Err(reason(format_args!(
                 "len {byte_len} bytes, but shape {:?} of {itemsize}-byte items holds \
                  {expected_bytes}",
                 shape.slice()
-            ));
+            )));
         }
 
-        let suboffsets = match raw_suboffsets {
+        // SAFETY: as above.
+        let suboffsets = match unsafe { raw_slice(view.suboffsets, ndim) } {
             Some(raw) if raw.iter().any(|&s| s >= 0) => Some(raw.to_vec().into_boxed_slice()),
             _ => None,
         };
 
         if len > 0 && view.buf.is_null() {
-            return Err(format!("NULL data pointer for {len} items"));
+            return Err(reason(format_args!("NULL data pointer for {len} items")));
         }
 
         let layout = Layout {
@@ -411,7 +498,15 @@ impl<D: Dimension> Layout<D> {
     }
 }
 
+/// A layout error's text, built out of line (only failures pay for formatting).
+#[cold]
+#[inline(never)]
+fn reason(args: std::fmt::Arguments<'_>) -> LayoutError {
+    args.to_string()
+}
+
 /// The exporter's number of dimensions, if possible (0 to [`MAX_NDIM`]).
+#[inline(always)]
 fn exporter_ndim(view: &ffi::Py_buffer) -> Result<usize, LayoutError> {
     match usize::try_from(view.ndim) {
         Ok(ndim) if ndim <= MAX_NDIM => Ok(ndim),
@@ -473,5 +568,85 @@ unsafe fn raw_slice<'a>(ptr: *const ffi::Py_ssize_t, n: usize) -> Option<&'a [ff
     } else {
         // SAFETY: the caller guarantees `n` readable values.
         Some(unsafe { std::slice::from_raw_parts(ptr, n) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Ix1, Ix2, Ix3};
+    use proptest::prelude::*;
+
+    fn extreme() -> impl Strategy<Value = isize> {
+        prop_oneof![
+            -20isize..20,
+            Just(isize::MAX),
+            Just(isize::MIN),
+            Just(isize::MAX / 2 + 1),
+            Just(-(isize::MAX / 2) - 1),
+            (0u32..62).prop_map(|b| 1isize << b),
+        ]
+    }
+
+    /// A synthetic `Py_buffer` (the memory is never touched: only the layout is read).
+    fn view(
+        buf: usize,
+        itemsize: isize,
+        len: isize,
+        shape: &mut [isize],
+        strides: Option<&mut [isize]>,
+    ) -> ffi::Py_buffer {
+        // SAFETY: all-zero is a valid `Py_buffer`.
+        let mut v: ffi::Py_buffer = unsafe { std::mem::zeroed() };
+        v.buf = buf as *mut std::ffi::c_void;
+        v.itemsize = itemsize;
+        v.len = len;
+        v.ndim = shape.len() as std::os::raw::c_int;
+        v.shape = shape.as_mut_ptr();
+        v.strides = strides.map_or(std::ptr::null_mut(), |s| s.as_mut_ptr());
+        v
+    }
+
+    fn agree<D: Dimension>(v: &ffi::Py_buffer) {
+        // SAFETY: `v`'s pointers point to `ndim` values that outlive the call.
+        let (direct, general) =
+            unsafe { (Layout::<D>::read_direct(v), Layout::<D>::read_general(v)) };
+        if let Some(direct) = direct {
+            let general = general.expect("the fast path accepted what the general path refuses");
+            assert_eq!(direct.shape, general.shape);
+            assert_eq!(direct.strides(), general.strides());
+            assert_eq!(direct.len, general.len);
+            assert_eq!(direct.itemsize, general.itemsize);
+            assert!(direct.suboffsets.is_none() && general.suboffsets.is_none());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn direct_read_never_accepts_more_than_the_general_read(
+            buf in prop_oneof![Just(0usize), Just(8usize), Just(usize::MAX - 64), 1usize..1 << 40],
+            itemsize in prop_oneof![-1isize..17, extreme()],
+            mut shape in proptest::collection::vec(prop_oneof![-2isize..6, extreme()], 1..=3),
+            mut strides in proptest::collection::vec(extreme(), 3),
+            null_strides: bool,
+            len_from_shape: bool,
+            len in extreme(),
+        ) {
+            let n = shape.len();
+            let len = if len_from_shape {
+                shape.iter().try_fold(itemsize, |acc, &d| acc.checked_mul(d)).unwrap_or(len)
+            } else {
+                len
+            };
+            let strides = (!null_strides).then_some(&mut strides[..n]);
+            let v = view(buf, itemsize, len, &mut shape, strides);
+            match n {
+                1 => agree::<Ix1>(&v),
+                2 => agree::<Ix2>(&v),
+                _ => agree::<Ix3>(&v),
+            }
+            agree::<IxDyn>(&v);
+        }
     }
 }

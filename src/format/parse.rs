@@ -241,7 +241,15 @@ fn leaf(kind: ScalarKind, mode: Mode) -> ItemLayout {
 /// acquisition fast path; anything else is left to [`parse`]).
 #[inline]
 pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
-    parse_scalar(b).and_then(|item| item.as_scalar())
+    let (mode, c) = match *b {
+        [c] => (Mode::Native, c),
+        [p, c] => (Mode::from_prefix(p)?, c),
+        _ => return None,
+    };
+    match code(c, mode.native_size()) {
+        Code::Scalar(kind) => Some(Scalar::new(kind, mode.endian())),
+        _ => None,
+    }
 }
 
 /// The fast path: an optional prefix and one scalar code (`'d'`, `'<q'`, `'Zd'`, `'=Zf'`).

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use pyo3::{ffi, prelude::*, PyErr};
 
-use super::{names::type_name, Acquired, Request, Source};
+use super::{names::type_name, Filled, Request, Source};
 use crate::error::Error;
 use crate::release;
 
@@ -14,18 +14,14 @@ use crate::release;
 /// A writable request on read-only memory fails with [`Error::ReadOnly`], whether the exporter
 /// refuses it (`bytes`) or hands out read-only memory anyway (exporters that ignore request
 /// flags).
-#[inline]
-pub(crate) fn acquire(
-    obj: &Bound<'_, PyAny>,
-    request: Request,
-    record_name: bool,
-) -> Result<Acquired, Error> {
+#[inline(always)]
+pub(crate) fn acquire(obj: &Bound<'_, PyAny>, request: Request) -> Result<Filled, Error> {
     let writable = request.writable();
-    let acquired = match get_buffer(obj, writable, record_name) {
+    let acquired = match get_buffer(obj, writable) {
         Ok(acquired) => acquired,
         Err(err) => return Err(refine_refusal(obj, err, writable)),
     };
-    if writable && acquired.is_readonly() {
+    if writable && acquired.view().readonly != 0 {
         return Err(read_only(obj));
     }
     Ok(acquired)
@@ -37,7 +33,7 @@ pub(crate) fn acquire(
 fn refine_refusal(obj: &Bound<'_, PyAny>, err: Error, writable: bool) -> Error {
     match err {
         Error::Refused { .. }
-            if writable && get_buffer(obj, false, false).is_ok_and(|probe| probe.is_readonly()) =>
+            if writable && get_buffer(obj, false).is_ok_and(|probe| probe.view().readonly != 0) =>
         {
             read_only(obj)
         }
@@ -52,12 +48,8 @@ fn read_only(obj: &Bound<'_, PyAny>) -> Error {
     }
 }
 
-#[inline]
-fn get_buffer(
-    obj: &Bound<'_, PyAny>,
-    writable: bool,
-    record_name: bool,
-) -> Result<Acquired, Error> {
+#[inline(always)]
+fn get_buffer(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Filled, Error> {
     let py = obj.py();
     release::on_acquire(py);
     let flags = if writable {
@@ -76,12 +68,10 @@ fn get_buffer(
     // SAFETY: `view` was filled by a successful `PyObject_GetBuffer`, which keeps its fields
     // and pointers valid until `PyBuffer_Release`, the release function given here.
     Ok(unsafe {
-        Acquired::new(
-            obj,
+        Filled::new(
             view,
             release::release_buffer_protocol,
             Source::BufferProtocol,
-            record_name,
         )
     })
 }

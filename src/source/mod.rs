@@ -25,7 +25,8 @@ use crate::error::Error;
 use crate::format::FormatError;
 use crate::release::{self, ReleaseFn};
 
-pub(crate) use names::{ExporterName, FormatText};
+use names::ExporterName;
+pub(crate) use names::FormatText;
 
 /// The protocol a buffer was acquired through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,12 +57,104 @@ impl Request {
     }
 }
 
-/// One acquisition from any source: a filled `Py_buffer` that is given back exactly once.
-pub(crate) struct Acquired {
-    /// Dropped (handed to [`release`]) only in `Drop`.
+/// A filled `Py_buffer` from any source, given back exactly once (when dropped), before
+/// anything is recorded about it: the acquisition fast path validates this and records only
+/// once the checks pass ([`Filled::record`]).
+pub(crate) struct Filled {
+    /// Handed to [`release`] only in `Drop`.
     view: ManuallyDrop<Box<ffi::Py_buffer>>,
     release: ReleaseFn,
     source: Source,
+}
+
+// SAFETY: `Filled` owns its `Py_buffer`: nothing else reads or writes that struct. Reading its
+// integer fields from any thread is plain memory access (they are never written after
+// acquisition). The pointers in it (`buf`, `format`, `shape`, `strides`, `suboffsets`, `obj`)
+// are only dereferenced by code that states its own argument (layout reading and format
+// copying at acquisition, while attached; element access under registry borrows; `obj` only
+// with a `Python` token). Release goes through `release::release`, which calls into Python
+// only on an attached thread.
+unsafe impl Send for Filled {}
+// SAFETY: shared access only reads the immutable fields (see `Send`).
+unsafe impl Sync for Filled {}
+
+impl Filled {
+    /// Wraps a filled `Py_buffer`.
+    ///
+    /// # Safety
+    /// `view` was filled by `source` as the module documentation requires, has not been
+    /// released, and `release` is the function that releases it.
+    #[inline(always)]
+    pub(crate) unsafe fn new(
+        view: Box<ffi::Py_buffer>,
+        release: ReleaseFn,
+        source: Source,
+    ) -> Filled {
+        Filled {
+            view: ManuallyDrop::new(view),
+            release,
+            source,
+        }
+    }
+
+    /// Acquires from the first source `obj` supports: the buffer protocol, then (when the
+    /// object has no buffer protocol) the other protocols in the documented order.
+    #[inline(always)]
+    pub(crate) fn new_any(obj: &Bound<'_, PyAny>, request: Request) -> Result<Filled, Error> {
+        buffer_protocol::acquire(obj, request)
+    }
+
+    /// The filled `Py_buffer`.
+    #[inline(always)]
+    pub(crate) fn view(&self) -> &ffi::Py_buffer {
+        &self.view
+    }
+
+    /// The format when it is at most two bytes long (`"d"`, `"<f"`; NULL is `"B"`), read from
+    /// the exporter's string: the acquisition fast path. `None` for anything longer.
+    #[inline(always)]
+    pub(crate) fn short_format(&self, _attached: Python<'_>) -> Option<FormatText> {
+        // SAFETY: a non-NULL format is a NUL-terminated string that stays valid while the
+        // view is held (the sources' guarantee); `FormatText::short` stops at its NUL.
+        unsafe { FormatText::short(self.view.format) }
+    }
+
+    /// Records what later messages need — the format and the exporter's type name (for heap
+    /// types only when `record_name` or the memory is read-only) — while attached.
+    /// `format` is the format when the caller has read it already.
+    #[inline(always)]
+    pub(crate) fn record(
+        self,
+        obj: &Bound<'_, PyAny>,
+        format: Option<FormatText>,
+        record_name: bool,
+    ) -> Acquired {
+        let format = format.unwrap_or_else(|| {
+            // SAFETY: as in `short_format`: NUL-terminated and valid while held.
+            unsafe { FormatText::copy(self.view.format) }
+        });
+        let exporter = ExporterName::of(obj, record_name || self.view.readonly != 0);
+        Acquired {
+            filled: self,
+            format,
+            exporter,
+        }
+    }
+}
+
+impl Drop for Filled {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `view` is taken once, here, and never used again.
+        let view = unsafe { ManuallyDrop::take(&mut self.view) };
+        release::release(view, self.release);
+    }
+}
+
+/// An acquisition with what was recorded about it: the handle's own copy of the format and
+/// the exporter's type name, so that no later call reads Python-owned memory for a message.
+pub(crate) struct Acquired {
+    filled: Filled,
     /// The format, copied and decoded at acquisition: the exporter's bytes are never read
     /// again, so an exporter that rewrites them later cannot change what was validated.
     format: FormatText,
@@ -69,63 +162,26 @@ pub(crate) struct Acquired {
     exporter: ExporterName,
 }
 
-// SAFETY: `Acquired` owns its `Py_buffer`: nothing else reads or writes that struct. Reading
-// its integer fields from any thread is plain memory access (they are never written after
-// acquisition). The pointers in it (`buf`, `shape`, `strides`, `suboffsets`, `obj`) are only
-// dereferenced by code that states its own argument (layout reading at acquisition, element
-// access under registry borrows, `obj` only with a `Python` token). Release goes through
-// `release::release`, which calls into Python only on an attached thread.
-unsafe impl Send for Acquired {}
-// SAFETY: shared access only reads the immutable fields (see `Send`).
-unsafe impl Sync for Acquired {}
-
 impl Acquired {
-    /// Wraps a filled `Py_buffer`. `obj` is the object it came from (for the type name).
-    ///
-    /// # Safety
-    /// `view` was filled by `source` as the module documentation requires, has not been
-    /// released, and `release` is the function that releases it.
-    #[inline]
-    pub(crate) unsafe fn new(
-        obj: &Bound<'_, PyAny>,
-        view: Box<ffi::Py_buffer>,
-        release: ReleaseFn,
-        source: Source,
-        record_name: bool,
-    ) -> Acquired {
-        // SAFETY: the caller's promise: a non-NULL format stays valid until release.
-        let format = unsafe { FormatText::copy(view.format) };
-        let exporter = ExporterName::of(obj, record_name || view.readonly != 0);
-        Acquired {
-            view: ManuallyDrop::new(view),
-            release,
-            source,
-            format,
-            exporter,
-        }
-    }
-
-    /// Acquires from the first source `obj` supports: the buffer protocol, then (when the
-    /// object has no buffer protocol) the other protocols in the documented order.
-    #[inline]
+    /// Acquires from the first source `obj` supports and records it.
     pub(crate) fn new_any(
         obj: &Bound<'_, PyAny>,
         request: Request,
         record_name: bool,
     ) -> Result<Acquired, Error> {
-        buffer_protocol::acquire(obj, request, record_name)
+        Ok(Filled::new_any(obj, request)?.record(obj, None, record_name))
     }
 
     /// The filled `Py_buffer`.
     #[inline]
     pub(crate) fn view(&self) -> &ffi::Py_buffer {
-        &self.view
+        self.filled.view()
     }
 
     /// The protocol it came through.
     #[inline]
     pub(crate) fn source(&self) -> Source {
-        self.source
+        self.filled.source
     }
 
     /// The format as the exporter gave it (`"B"` for NULL), decoded lossily if it was not
@@ -133,12 +189,6 @@ impl Acquired {
     #[inline]
     pub(crate) fn format(&self) -> &str {
         self.format.as_str()
-    }
-
-    /// The format's bytes (as [`format`](Acquired::format)).
-    #[inline]
-    pub(crate) fn format_bytes(&self) -> &[u8] {
-        self.format.as_bytes()
     }
 
     /// The format, or the error for an exporter whose format was not ASCII.
@@ -150,7 +200,7 @@ impl Acquired {
     /// Whether the exporter says the memory is read-only.
     #[inline]
     pub(crate) fn is_readonly(&self) -> bool {
-        self.view.readonly != 0
+        self.view().readonly != 0
     }
 
     /// The exporter's type name, as recorded at acquisition.
@@ -169,19 +219,10 @@ impl Acquired {
 
     /// The exporting object (`view.obj`), or `None` if the exporter left it NULL.
     pub(crate) fn obj<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        let ptr = self.view.obj;
+        let ptr = self.view().obj;
         // SAFETY: a non-NULL `obj` is a strong reference the view holds until release, so
         // taking another strong reference to it is sound while we are attached (`py`).
         unsafe { Bound::from_borrowed_ptr_or_opt(py, ptr) }
-    }
-}
-
-impl Drop for Acquired {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: `view` is taken once, here, and never used again.
-        let view = unsafe { ManuallyDrop::take(&mut self.view) };
-        release::release(view, self.release);
     }
 }
 
@@ -189,7 +230,7 @@ impl std::fmt::Debug for Acquired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let v = self.view();
         f.debug_struct("Acquired")
-            .field("source", &self.source)
+            .field("source", &self.source())
             .field("format", &self.format())
             .field("buf", &v.buf)
             .field("len", &v.len)
@@ -197,5 +238,16 @@ impl std::fmt::Debug for Acquired {
             .field("ndim", &v.ndim)
             .field("readonly", &v.readonly)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The handle is moved on every acquisition: keep what it carries small.
+    #[test]
+    fn handle_sizes() {
+        assert!(std::mem::size_of::<super::FormatText>() <= 24);
+        assert!(std::mem::size_of::<super::ExporterName>() <= 16);
+        assert!(std::mem::size_of::<super::Filled>() <= 24);
     }
 }

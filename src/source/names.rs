@@ -10,7 +10,7 @@ use pyo3::{ffi, prelude::*};
 use crate::format::FormatError;
 
 /// Format strings up to this many bytes are stored without an allocation.
-const INLINE: usize = 22;
+const INLINE: usize = 14;
 
 /// A copy of the exporter's format string.
 #[derive(Clone)]
@@ -19,8 +19,9 @@ pub(crate) enum FormatText {
     Inline { len: u8, bytes: [u8; INLINE] },
     /// A longer ASCII or UTF-8 string (struct formats).
     Heap(Box<str>),
-    /// Not UTF-8: the lossy text and where decoding failed.
-    Invalid { lossy: Box<str>, position: usize },
+    /// Not UTF-8: the lossy text and where decoding failed (boxed: rare, and it keeps the
+    /// type small on the acquisition path).
+    Invalid(Box<(Box<str>, usize)>),
 }
 
 impl FormatText {
@@ -28,7 +29,7 @@ impl FormatText {
     ///
     /// # Safety
     /// A non-NULL `ptr` is a NUL-terminated string that stays valid for the call.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn copy(ptr: *const c_char) -> FormatText {
         let mut bytes = [0u8; INLINE];
         if ptr.is_null() {
@@ -55,11 +56,39 @@ impl FormatText {
         let all = unsafe { CStr::from_ptr(ptr) }.to_bytes();
         match std::str::from_utf8(all) {
             Ok(text) => FormatText::Heap(text.into()),
-            Err(e) => FormatText::Invalid {
-                lossy: String::from_utf8_lossy(all).into(),
-                position: e.valid_up_to(),
-            },
+            Err(e) => FormatText::Invalid(Box::new((
+                String::from_utf8_lossy(all).into(),
+                e.valid_up_to(),
+            ))),
         }
+    }
+
+    /// The exporter's format if it is at most two bytes long (NULL is `"B"`), else `None`.
+    ///
+    /// # Safety
+    /// As for [`FormatText::copy`].
+    #[inline(always)]
+    pub(crate) unsafe fn short(ptr: *const c_char) -> Option<FormatText> {
+        let mut bytes = [0u8; INLINE];
+        if ptr.is_null() {
+            bytes[0] = b'B';
+            return Some(FormatText::Inline { len: 1, bytes });
+        }
+        for len in 0..3 {
+            // SAFETY: NUL-terminated (caller's promise); we stop at the NUL.
+            let byte = unsafe { *ptr.add(len) } as u8;
+            if byte == 0 {
+                return Some(FormatText::Inline {
+                    len: len as u8,
+                    bytes,
+                });
+            }
+            if len == 2 || !byte.is_ascii() {
+                break;
+            }
+            bytes[len] = byte;
+        }
+        None
     }
 
     /// The bytes as the exporter gave them (lossily decoded when they were not UTF-8).
@@ -68,7 +97,7 @@ impl FormatText {
         match self {
             FormatText::Inline { len, bytes } => &bytes[..usize::from(*len)],
             FormatText::Heap(text) => text.as_bytes(),
-            FormatText::Invalid { lossy, .. } => lossy.as_bytes(),
+            FormatText::Invalid(invalid) => invalid.0.as_bytes(),
         }
     }
 
@@ -81,16 +110,16 @@ impl FormatText {
                 std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("")
             }
             FormatText::Heap(text) => text,
-            FormatText::Invalid { lossy, .. } => lossy,
+            FormatText::Invalid(invalid) => &invalid.0,
         }
     }
 
     /// The text, or a format error when the exporter's bytes were not UTF-8.
     pub(crate) fn checked(&self) -> Result<&str, FormatError> {
         match self {
-            FormatText::Invalid { lossy, position } => Err(FormatError {
-                format: lossy.to_string(),
-                position: *position,
+            FormatText::Invalid(invalid) => Err(FormatError {
+                format: invalid.0.to_string(),
+                position: invalid.1,
                 expected: "an ASCII format string".into(),
                 found: None,
             }),
@@ -108,30 +137,33 @@ impl FormatText {
 /// is kept as a `'static` string without a copy.
 #[derive(Clone)]
 pub(crate) enum ExporterName {
-    /// `tp_name` of a static type.
-    Static(&'static CStr),
-    /// A copy of a heap type's qualified name.
-    Owned(Box<str>),
+    /// `tp_name` of a static type: a NUL-terminated string that lives as long as the process
+    /// (its length is only computed when a message needs it).
+    Static(StaticName),
+    /// A copy of a heap type's qualified name (boxed twice to keep the type one pointer
+    /// wide on the acquisition path).
+    Owned(Box<Box<str>>),
     /// Not recorded (writable buffers of heap types: no message after acquisition needs it).
     Unrecorded,
 }
 
 impl ExporterName {
     /// The name of `obj`'s type; for heap types only when `record` (it costs a Python call).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn of(obj: &Bound<'_, PyAny>, record: bool) -> ExporterName {
         let ty = obj.get_type_ptr();
         // SAFETY: `obj` is alive and we are attached (it is bound), so its type object is alive
         // and its `tp_flags` can be read.
         let flags = unsafe { (*ty).tp_flags };
         if flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
-            // SAFETY: a static type is never deallocated and its `tp_name` is an immutable
-            // NUL-terminated string (CPython refuses to rename immutable types), so the
-            // pointer is valid for the rest of the process.
-            return ExporterName::Static(unsafe { CStr::from_ptr((*ty).tp_name) });
+            // SAFETY: `ty` is a live type object (see above); a static type is never
+            // deallocated and its `tp_name` is an immutable NUL-terminated string (CPython
+            // refuses to rename immutable types), so the pointer stays valid for the rest of
+            // the process, which is what `StaticName` requires.
+            return ExporterName::Static(StaticName(unsafe { (*ty).tp_name }));
         }
         if record {
-            ExporterName::Owned(type_name(obj).into())
+            ExporterName::Owned(Box::new(type_name(obj).into()))
         } else {
             ExporterName::Unrecorded
         }
@@ -142,12 +174,32 @@ impl fmt::Display for ExporterName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExporterName::Static(name) => {
-                let name = name.to_string_lossy();
+                let name = name.as_c_str().to_string_lossy();
                 f.write_str(name.strip_prefix("builtins.").unwrap_or(&name))
             }
             ExporterName::Owned(name) => f.write_str(name),
             ExporterName::Unrecorded => f.write_str("<exporter>"),
         }
+    }
+}
+
+/// The `tp_name` of a static type.
+///
+/// Invariant: the pointer is a NUL-terminated string that is never freed or changed (the
+/// only constructor is in [`ExporterName::of`], which argues it).
+#[derive(Clone, Copy)]
+pub(crate) struct StaticName(*const c_char);
+
+// SAFETY: the string is immutable and lives as long as the process (the invariant), so it can
+// be read from any thread.
+unsafe impl Send for StaticName {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for StaticName {}
+
+impl StaticName {
+    fn as_c_str(&self) -> &'static CStr {
+        // SAFETY: the type's invariant: NUL-terminated, immutable, never freed.
+        unsafe { CStr::from_ptr(self.0) }
     }
 }
 
