@@ -131,8 +131,10 @@ impl std::ops::Not for Bool {
 
 // SAFETY: `Bool` is `#[repr(transparent)]` over one `u8` (size 1, alignment 1), described as
 // one native `'?'` scalar of alignment 1; every byte is a valid `u8`, hence a valid `Bool`,
-// and it has no padding, drop glue or interior mutability.
+// and it has no padding (its one byte is always initialized), drop glue or interior
+// mutability.
 unsafe impl Element for Bool {
+    const HAS_PADDING: bool = false;
     const SCALAR: Option<Scalar> = Some(Scalar::native(ScalarKind::Bool));
 
     fn layout() -> ItemLayout {
@@ -151,6 +153,7 @@ mod tests {
     #[test]
     fn every_byte_is_valid_and_truthy_when_non_zero() {
         assert!(Bool::ALWAYS_VALID);
+        assert!(!Bool::HAS_PADDING);
         for byte in 0..=255u8 {
             assert!(Bool::is_valid(&[byte]));
             assert_eq!(Bool(byte).get(), byte != 0);

@@ -13,7 +13,7 @@ use pyo3::Borrowed;
 use crate::acquire;
 use crate::borrow::{self, BorrowToken};
 use crate::copy;
-use crate::element::Element;
+use crate::element::{self, Element, ValueWriter};
 use crate::error::{Access, Error};
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::layout::Layout;
@@ -297,14 +297,18 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     /// Copies `src` (in the given order) into the buffer.
+    ///
+    /// For an element type with padding ([`Element::HAS_PADDING`]) only the fields are
+    /// stored: the padding bytes of the buffer's items keep their bytes.
     pub fn copy_from_slice_in(&self, src: &[T], order: Order) -> Result<(), Error> {
         self.check_writable()?;
         self.check_len(src.len())?;
+        let writer = ValueWriter::<T>::new();
         let _borrow = self.borrow_all(Access::Exclusive)?;
         // SAFETY: the memory is writable (checked), exclusively borrowed from every other Rust
         // user for the call, and `src` is a live shared slice, which the exclusive borrow
         // guarantees is not a view of this memory; `src` holds `len` valid items.
-        unsafe { copy::scatter(&self.layout, src.as_ptr().cast::<u8>(), order) };
+        unsafe { writer.scatter(&self.layout, src, order) };
         Ok(())
     }
 
@@ -388,14 +392,16 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     /// Writes `value` to the item at `index` (any layout; bounds-checked; needs writable
-    /// memory).
+    /// memory). For an element type with padding ([`Element::HAS_PADDING`]) only the fields
+    /// are stored: the item's padding bytes keep their bytes.
     pub fn set_item<I: NdIndex<D>>(&self, index: I, value: T) -> Result<(), Error> {
         self.check_writable()?;
         let address = self.item_address(&index)?;
+        let writer = ValueWriter::<T>::new();
         self.with_item(address, Access::Exclusive, || {
-            // SAFETY: an in-bounds item of writable memory, exclusively borrowed; written
-            // without assuming alignment.
-            unsafe { address.cast::<T>().write_unaligned(value) }
+            // SAFETY: an in-bounds item of writable memory, exclusively borrowed, which the
+            // local `value` cannot overlap; `write` assumes no alignment.
+            unsafe { writer.write(&value, address) }
         })
     }
 
@@ -418,9 +424,13 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     }
 
     /// An exclusive zero-copy borrow: mutable ndarray view, and a mutable slice when
-    /// C-contiguous. Besides the failures of [`read`](Buffer::read): [`Error::ReadOnly`], and
+    /// C-contiguous. Besides the failures of [`read`](Buffer::read): [`Error::PaddedElement`]
+    /// for element types that may have padding (a `&mut T` could store it into Python's
+    /// memory; write them with [`set_item`](Buffer::set_item) or
+    /// [`copy_from_slice`](Buffer::copy_from_slice)), [`Error::ReadOnly`], and
     /// [`Error::SelfOverlapping`] when distinct items share memory (zero strides).
     pub fn write(&self) -> Result<WriteGuard<'_, T, D>, Error> {
+        element::check_mutable_view::<T>()?;
         self.check_writable()?;
         self.check_viewable()?;
         if borrow::has_internal_overlap(self.layout.region()) {
@@ -564,7 +574,10 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// Mutable form of [`as_ptr`](Buffer::as_ptr).
     ///
     /// # Safety
-    /// As for [`as_ptr`](Buffer::as_ptr); writes additionally need writable memory.
+    /// As for [`as_ptr`](Buffer::as_ptr); writes additionally need writable memory, and must
+    /// store only initialized bytes: for an element type with padding
+    /// ([`Element::HAS_PADDING`]) write the fields, never a whole `T` (`ptr.write(value)`
+    /// would copy its uninitialized padding into Python's memory).
     pub unsafe fn as_mut_ptr(&self) -> *mut T {
         self.layout.ptr.cast::<T>()
     }

@@ -26,7 +26,10 @@
 //! orders and size agree, and the names agree where both sides have them
 //! ([`ItemLayout::matches`]). Padding is never read as a value: a format describes it with
 //! `x` (or implies it by the native alignment rules), and records with `bool` fields are
-//! validated field by field.
+//! validated field by field. Nor is it ever written: Rust leaves the padding of its values
+//! uninitialized, so records with padding ([`Element::HAS_PADDING`]) are stored field by field
+//! by `set_item` and `copy_from_slice` (the buffer's padding bytes keep their bytes), and
+//! mutable views of them are refused; `#[pybuf(no_padding)]` makes padding a compile error.
 //!
 //! | Python | Rust |
 //! |---|---|
@@ -63,7 +66,15 @@
 //! whose type is not an `Element`, names that no format can carry; see the derive's
 //! documentation for the full list and the attributes.
 
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use ndarray::{Dimension, Order};
+
+use crate::copy;
+use crate::error::Error;
 use crate::format::{Endian, ItemLayout, Scalar, ScalarKind};
+use crate::layout::Layout;
 
 /// A Rust type whose values can be read from (and written to) buffer memory bytewise.
 ///
@@ -74,14 +85,40 @@ use crate::format::{Endian, ItemLayout, Scalar, ScalarKind};
 /// - `T::layout()` describes exactly how a value of `T` is laid out in memory (scalar kinds,
 ///   byte order, sub-arrays, field offsets), so that memory matching the layout holds the
 ///   value Python means;
-/// - every byte pattern of `size_of::<T>()` bytes for which [`Element::is_valid`] returns
-///   `true` is a valid `T`, and if [`Element::ALWAYS_VALID`] is `true`, every byte pattern is
-///   (so `T` has no invalid values, no references and no padding whose reading matters);
+/// - every byte that `T::layout()` gives to a scalar (its
+///   [`value_ranges`](ItemLayout::value_ranges)) is initialized in every value of `T`: when
+///   pybuf stores a `T` that may have padding into Python's memory, it copies those bytes and
+///   only those;
+/// - if [`Element::HAS_PADDING`] is `false`, every byte of every value of `T` is initialized
+///   (no padding anywhere, also not inside fields or array elements), so values may be copied
+///   whole into Python's memory and mutable views may hand out `&mut T` into it. `true`, the
+///   default, is always allowed;
+/// - every byte pattern of `size_of::<T>()` *initialized* bytes for which
+///   [`Element::is_valid`] returns `true` is a valid `T`, and if [`Element::ALWAYS_VALID`] is
+///   `true`, every such pattern is (so `T` has no invalid values and no references; padding
+///   bytes, which may hold anything, do not prevent it);
 /// - `T` has no drop glue and no interior mutability (it is `Copy`);
 /// - [`Element::SCALAR`], when `Some`, equals `T::layout().as_scalar()`.
 pub unsafe trait Element: Copy + Send + Sync + 'static {
-    /// Whether every byte pattern is a valid `T` (false for `bool` and records holding one).
+    /// Whether every initialized byte pattern is a valid `T` (false for `bool` and records
+    /// holding one).
     const ALWAYS_VALID: bool = true;
+
+    /// Whether values of `T` may contain padding: bytes that belong to no scalar and that
+    /// Rust leaves uninitialized. `false` for scalars, byte-order types and arrays and
+    /// records of them without gaps; `#[derive(Element)]` computes it through fields, arrays
+    /// and nested records.
+    ///
+    /// Padding must never reach Python's memory, so for a type that may have it pybuf stores
+    /// values field by field (leaving the destination's padding bytes as they were:
+    /// [`Buffer::set_item`](crate::Buffer::set_item),
+    /// [`copy_from_slice`](crate::Buffer::copy_from_slice)) and refuses mutable views
+    /// ([`Buffer::write`](crate::Buffer::write), [`with_mut`](crate::Buffer::with_mut)) with
+    /// [`Error::PaddedElement`](crate::Error::PaddedElement). Reading is not affected.
+    ///
+    /// The default is `true`, which is sound for every type; a hand-written impl for a type
+    /// without padding sets it to `false` to allow mutable views and whole-value copies.
+    const HAS_PADDING: bool = true;
 
     /// `Some(scalar)` when `T::layout()` is exactly that one scalar: lets acquisition match
     /// plain scalars without building a layout. Must agree with [`Element::layout`].
@@ -122,8 +159,10 @@ pub(crate) fn short_type_name(full: &str) -> String {
 macro_rules! native_scalar {
     ($($t:ty => $kind:expr),* $(,)?) => {$(
         // SAFETY: a native scalar of the stated kind, whose size and alignment are the type's
-        // own; every bit pattern of an integer, float or complex of floats is a valid value.
+        // own; every bit pattern of an integer, float or complex of floats is a valid value,
+        // and none of them has padding (a complex is two floats back to back).
         unsafe impl Element for $t {
+            const HAS_PADDING: bool = false;
             const SCALAR: Option<Scalar> = Some(Scalar::native($kind));
 
             fn layout() -> ItemLayout {
@@ -167,10 +206,11 @@ native_scalar! { num_complex::Complex<half::f16> => ScalarKind::ComplexF16 }
 /// ([`Error::InvalidValue`](crate::Error::InvalidValue) otherwise). [`Bool`](crate::Bool)
 /// reads every byte, for masks that may hold others and for guards held across calls into
 /// Python.
-// SAFETY: `bool` is one byte with alignment 1; only 0 and 1 are valid, which `is_valid`
-// checks and `ALWAYS_VALID = false` makes every reader call.
+// SAFETY: `bool` is one byte with alignment 1 and no padding; only 0 and 1 are valid, which
+// `is_valid` checks and `ALWAYS_VALID = false` makes every reader call.
 unsafe impl Element for bool {
     const ALWAYS_VALID: bool = false;
+    const HAS_PADDING: bool = false;
     const SCALAR: Option<Scalar> = Some(Scalar::native(ScalarKind::Bool));
 
     fn layout() -> ItemLayout {
@@ -178,24 +218,31 @@ unsafe impl Element for bool {
     }
 
     fn is_valid(bytes: &[u8]) -> bool {
-        bytes[0] <= 1
+        matches!(bytes, [0 | 1])
     }
 }
 
 // SAFETY: `[T; N]` is N values of T back to back with T's alignment and no padding between
-// them (T's size is a multiple of its alignment); valid exactly when every element is.
+// them (T's size is a multiple of its alignment), so its only padding is its elements' and
+// its value bytes are theirs; valid exactly when every element is.
 unsafe impl<T: Element, const N: usize> Element for [T; N] {
     const ALWAYS_VALID: bool = T::ALWAYS_VALID;
+    const HAS_PADDING: bool = T::HAS_PADDING;
 
     fn layout() -> ItemLayout {
         ItemLayout::array(vec![N], T::layout())
     }
 
     fn is_valid(bytes: &[u8]) -> bool {
-        T::ALWAYS_VALID
-            || bytes
-                .chunks_exact(std::mem::size_of::<T>())
-                .all(|chunk| T::is_valid(chunk))
+        let size = std::mem::size_of::<T>();
+        if T::ALWAYS_VALID {
+            true
+        } else if size == 0 {
+            // zero-size elements (`[[bool; 0]; 2]`): every one is the same empty byte string
+            N == 0 || T::is_valid(&[])
+        } else {
+            bytes.len() == size * N && bytes.chunks_exact(size).all(|chunk| T::is_valid(chunk))
+        }
     }
 
     fn type_name() -> String {
@@ -204,9 +251,11 @@ unsafe impl<T: Element, const N: usize> Element for [T; N] {
 }
 
 // SAFETY: `Unalign<T>` has T's size and bytes with alignment 1 (zerocopy guarantees
-// `#[repr(C, packed)]`), so T's layout with `align = 1` describes it; validity is T's.
+// `#[repr(C, packed)]`), so T's layout with `align = 1` describes it; validity and padding
+// are T's.
 unsafe impl<T: Element> Element for zerocopy::Unalign<T> {
     const ALWAYS_VALID: bool = T::ALWAYS_VALID;
+    const HAS_PADDING: bool = T::HAS_PADDING;
 
     fn layout() -> ItemLayout {
         ItemLayout {
@@ -222,6 +271,112 @@ unsafe impl<T: Element> Element for zerocopy::Unalign<T> {
     fn type_name() -> String {
         format!("Unalign<{}>", T::type_name())
     }
+}
+
+/// Stores values of `T` into Python's memory without ever storing a padding byte.
+///
+/// A type without padding ([`Element::HAS_PADDING`] `false`) is stored whole. For any other
+/// type only the bytes that its layout gives to scalars are copied (they are initialized in
+/// every value, by the `Element` contract); the destination's padding bytes keep the bytes
+/// they had. So after a write Python's memory holds exactly what it held before in the padding
+/// and the value's fields everywhere else, as when numpy assigns a record field by field.
+pub(crate) struct ValueWriter<T> {
+    /// The value byte ranges of `T` (within `size_of::<T>()`), or `None` to store whole.
+    ranges: Option<Vec<Range<usize>>>,
+    _element: PhantomData<fn(T)>,
+}
+
+impl<T: Element> ValueWriter<T> {
+    pub(crate) fn new() -> Self {
+        let ranges = T::HAS_PADDING.then(|| {
+            let size = std::mem::size_of::<T>();
+            // clamped to the type's size: a wrong hand-written layout must not make us write
+            // outside the item
+            T::layout()
+                .value_ranges()
+                .into_iter()
+                .map(|r| r.start.min(size)..r.end.min(size))
+                .filter(|r| !r.is_empty())
+                .collect()
+        });
+        ValueWriter {
+            ranges,
+            _element: PhantomData,
+        }
+    }
+
+    /// Stores the value bytes of `value` at `dst`, which needs no alignment; the bytes of
+    /// `dst` that are padding in `T` are left as they were.
+    ///
+    /// # Safety
+    /// `dst` is valid for writes of `size_of::<T>()` bytes, does not overlap `value`, and
+    /// nothing else accesses those bytes during the call.
+    pub(crate) unsafe fn write(&self, value: &T, dst: *mut u8) {
+        match &self.ranges {
+            // SAFETY: no padding, so every byte of `value` is initialized; `dst` is valid for
+            // an unaligned write of a `T` (caller's promise).
+            None => unsafe { dst.cast::<T>().write_unaligned(*value) },
+            Some(ranges) => {
+                let src = (value as *const T).cast::<u8>();
+                for r in ranges {
+                    // SAFETY: `r` lies within `size_of::<T>()` (clamped in `new`), so both
+                    // ranges are in bounds; the source bytes are value bytes of `T`, which
+                    // the `Element` contract says are initialized; `dst` does not overlap
+                    // `value` (caller's promise).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(src.add(r.start), dst.add(r.start), r.len())
+                    };
+                }
+            }
+        }
+    }
+
+    /// Copies `src` (in `order`) into every item of `layout`, storing only value bytes.
+    ///
+    /// For a type with padding, the items are first gathered into a byte image, the values
+    /// are laid over it field by field, and the image is scattered back: the padding bytes go
+    /// back to where they came from.
+    ///
+    /// # Safety
+    /// As for [`copy::scatter`]: `layout` describes writable memory that nothing else reads or
+    /// writes during the call, with items of `size_of::<T>()` bytes; `src.len()` is
+    /// `layout.len` and `src` does not overlap the memory.
+    pub(crate) unsafe fn scatter<D: Dimension>(&self, layout: &Layout<D>, src: &[T], order: Order) {
+        let size = std::mem::size_of::<T>();
+        if self.ranges.is_none() {
+            // SAFETY: the caller's promises; every byte of `src` is initialized (no padding).
+            unsafe { copy::scatter(layout, src.as_ptr().cast::<u8>(), order) };
+            return;
+        }
+        if size == 0 || src.is_empty() {
+            return;
+        }
+        let mut image = vec![0u8; size * src.len()];
+        // SAFETY: `image` holds `len` items of `size` bytes and is fresh memory; the layout is
+        // readable and nothing else touches it during the call (caller's promise).
+        unsafe { copy::gather(layout, image.as_mut_ptr(), order) };
+        for (item, value) in image.chunks_exact_mut(size).zip(src) {
+            // SAFETY: `item` is `size_of::<T>()` bytes of our own image.
+            unsafe { self.write(value, item.as_mut_ptr()) };
+        }
+        // SAFETY: the caller's promises; `image` holds `len` fully initialized items.
+        unsafe { copy::scatter(layout, image.as_ptr(), order) };
+    }
+}
+
+/// Refuses mutable views of element types that may have padding: through a `&mut T`, safe
+/// code can store a whole `T`, padding included, so uninitialized bytes would reach Python's
+/// memory.
+pub(crate) fn check_mutable_view<T: Element>() -> Result<(), Error> {
+    if !T::HAS_PADDING {
+        return Ok(());
+    }
+    let layout = T::layout();
+    Err(Error::PaddedElement {
+        type_name: T::type_name(),
+        size: layout.size,
+        padding: layout.padding_ranges(),
+    })
 }
 
 /// Maps zerocopy's byte-order marker types to [`Endian`].
@@ -242,8 +397,9 @@ macro_rules! byte_order_scalar {
     ($($t:ident => $kind:expr),* $(,)?) => {$(
         // SAFETY: zerocopy's byte-order types are `[u8; N]` wrappers with alignment 1 that
         // hold the value in the byte order `O`, as the layout states; every bit pattern is
-        // valid.
+        // valid, and a byte array has no padding.
         unsafe impl<O: KnownByteOrder> Element for zerocopy::byteorder::$t<O> {
+            const HAS_PADDING: bool = false;
             const SCALAR: Option<Scalar> = Some(Scalar::new($kind, O::ENDIAN));
 
             fn layout() -> ItemLayout {

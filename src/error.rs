@@ -304,6 +304,20 @@ pub enum Error {
         /// Its bytes.
         bytes: Vec<u8>,
     },
+    /// A mutable view ([`Buffer::write`](crate::Buffer::write),
+    /// [`with_mut`](crate::Buffer::with_mut)) of an element type that may have padding
+    /// ([`Element::HAS_PADDING`](crate::Element::HAS_PADDING)): storing a whole value through
+    /// it would put uninitialized bytes into Python's memory. `set_item` and
+    /// `copy_from_slice` write such types. (`TypeError`)
+    PaddedElement {
+        /// The element type.
+        type_name: String,
+        /// Its size in bytes.
+        size: usize,
+        /// Its padding bytes, from its layout (empty when a hand-written impl keeps the
+        /// default `HAS_PADDING = true` for a layout without gaps).
+        padding: Vec<std::ops::Range<usize>>,
+    },
     /// Rust-owned exported memory is still viewed from Python. (`BufferError`)
     ViewsAlive {
         /// How many views (exports) are live.
@@ -479,6 +493,26 @@ impl fmt::Display for Error {
                 f,
                 "expected a valid {type_name}, found bytes {bytes:?} at element {position}"
             ),
+            Error::PaddedElement {
+                type_name,
+                size,
+                padding,
+            } => {
+                write!(
+                    f,
+                    "expected an element type without padding for a mutable view, found \
+                     {type_name} ({size} bytes) "
+                )?;
+                if padding.is_empty() {
+                    f.write_str("whose Element impl does not rule out padding")
+                } else {
+                    let ranges: Vec<String> = padding
+                        .iter()
+                        .map(|r| format!("{}..{}", r.start, r.end))
+                        .collect();
+                    write!(f, "with padding at bytes {}", ranges.join(", "))
+                }
+            }
             Error::ViewsAlive { count } => write!(
                 f,
                 "expected no live views of the exported memory, found {count}; release them \
@@ -545,6 +579,15 @@ impl Error {
                                              memory is still live: end it first; copies take \
                                              momentary borrows too"
                 .to_string(),
+            Error::PaddedElement { padding, .. } if padding.is_empty() => {
+                "a hand-written Element impl keeps the default HAS_PADDING = true: set it to \
+                 false if every byte of every value is initialized; or write with set_item or \
+                 copy_from_slice, which leave padding bytes as they are"
+                    .to_string()
+            }
+            Error::PaddedElement { .. } => "write it with set_item or copy_from_slice, which \
+                                            leave padding bytes as they are"
+                .to_string(),
             Error::UnsupportedElement { .. } => "list more element types in the dispatch, or \
                                                  handle ElementKind::Other yourself"
                 .to_string(),
@@ -572,7 +615,8 @@ impl From<Error> for PyErr {
             | Error::ByteOrder { .. }
             | Error::Dimensions { .. }
             | Error::TrailingAxis { .. }
-            | Error::UnsupportedElement { .. } => PyTypeError::new_err(msg),
+            | Error::UnsupportedElement { .. }
+            | Error::PaddedElement { .. } => PyTypeError::new_err(msg),
             Error::Refused { cause, .. } => {
                 let new = PyBufferError::new_err(msg);
                 pyo3::Python::attach(|py| new.set_cause(py, Some(cause)));

@@ -79,7 +79,9 @@ impl<'a, T: Element, D: Dimension> WriteGuard<'a, T, D> {
     /// The items as a mutable ndarray view.
     pub fn view_mut(&mut self) -> ArrayViewMut<'_, T, D> {
         // SAFETY: as for `view`, plus: the memory is writable (checked), no two items overlap
-        // (checked by `has_internal_overlap`), and `&mut self` makes this the only view.
+        // (checked by `has_internal_overlap`), `&mut self` makes this the only view, and `T`
+        // has no padding (`Buffer::write` refuses `T::HAS_PADDING`), so every value safe
+        // code can store through the view is initialized bytes.
         unsafe { make_view_mut(self.buffer.layout()) }
     }
 

@@ -437,6 +437,25 @@ fn messages_for_python_users_and_hints_for_rust_authors() {
                 "{advice:?} not in the hint {hint:?} of {msg:?}"
             );
         }
+        // a padded record refuses mutable views; how to write it is advice for Rust authors
+        #[derive(Clone, Copy, pybuf::Element)]
+        #[repr(C)]
+        struct Padded {
+            a: u8,
+            b: u32,
+        }
+        let padded = Buffer1::<Padded>::get_mut(&eval(
+            &g,
+            "np.zeros(2, np.dtype([('a', 'u1'), ('b', 'u4')], align=True))",
+        ))
+        .unwrap();
+        let err = padded.write().unwrap_err();
+        assert!(matches!(err, Error::PaddedElement { .. }), "{err}");
+        assert!(
+            err.to_string().ends_with("with padding at bytes 1..4"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("set_item"));
         // errors without advice have no hint
         assert!(Buffer1::<u8>::get(&eval(&g, "12"))
             .unwrap_err()

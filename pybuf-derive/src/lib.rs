@@ -21,9 +21,11 @@ use syn::{
 /// field type's own `Element::layout()`; the item's size and alignment are the struct's.
 /// A buffer matches the struct when every field has the same offset, the same kind and byte
 /// order, and (where both sides carry names) the same name; padding bytes belong to no field
-/// and are never read as values. `ALWAYS_VALID` holds when it holds for every field, and
-/// `is_valid` checks each field's bytes with the field type's `is_valid` (so a `bool` field
-/// holding the byte 2 makes the record invalid).
+/// and are never read as values. `ALWAYS_VALID` holds when it holds for every field (padding
+/// may hold any bytes), and `is_valid` checks each field's bytes with the field type's
+/// `is_valid` (so a `bool` field holding the byte 2 makes the record invalid). `HAS_PADDING`
+/// holds when the struct is larger than the sum of its fields or any field type has padding
+/// (through arrays and nested records).
 ///
 /// ```
 /// use pybuf::format::parse;
@@ -51,8 +53,9 @@ use syn::{
 ///   names (`'T{<i<d}'`, `'id'`) or with other names still match; offsets and kinds are
 ///   still compared.
 /// - `#[pybuf(no_padding)]` on the struct: refuse at compile time a struct with padding bytes
-///   (the sum of the field sizes must equal its size), for records that are written into
-///   Python memory and whose every byte must then be defined.
+///   anywhere: between or after its fields, or inside a field (a nested record with padding,
+///   an array of such records, a field type whose `Element` impl keeps the default
+///   `HAS_PADDING = true`). Such a record allows mutable views (`write()`, `with_mut`).
 /// - `#[pybuf(crate = "path")]` on the struct: the path of the `pybuf` crate (default
 ///   `::pybuf`), for re-exports.
 ///
@@ -92,8 +95,11 @@ use syn::{
 ///   describes it with `x` (numpy writes `xxxx` between fields of an `align=True` dtype,
 ///   ctypes `4x`), and a native (`@`) format implies it by the C alignment rules, so padding
 ///   can always be matched. It is not part of any field, so it is never read as a value and
-///   never validated; values written from Rust leave it unspecified (use `no_padding` if that
-///   matters).
+///   never validated. Rust leaves the padding of its values uninitialized, so pybuf never
+///   copies it into Python's memory: `set_item` and `copy_from_slice` store the fields only
+///   (the buffer's padding bytes keep what they held), and mutable views (`write()`,
+///   `with_mut`) of a record with padding are refused with `Error::PaddedElement` (use
+///   `no_padding` to make sure a record has none).
 ///
 /// # What is refused at compile time
 ///
@@ -106,7 +112,7 @@ use syn::{
 /// - a field whose type is not an `Element` (the error points at the field's type);
 /// - an empty name, or a name containing `:` (it ends a name in a format), and two fields with
 ///   the same name (numpy refuses such dtypes);
-/// - padding, with `#[pybuf(no_padding)]`;
+/// - padding anywhere in the struct, also inside its fields, with `#[pybuf(no_padding)]`;
 /// - unknown `pybuf` attributes.
 ///
 /// The compile-fail cases are checked as doctests on a private module of this crate.
@@ -413,6 +419,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
     let field_checks = fields.iter().map(|f| {
         let ty = &f.ty;
         let member = &f.member;
+        // `bytes` has the struct's size (checked first), so the field's range is in bounds
         quote_spanned! {ty.span()=>
             {
                 let start = ::core::mem::offset_of!(Self, #member);
@@ -423,18 +430,28 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
         }
     });
 
+    // Padding: gaps between or after the fields (the struct is larger than the sum of its
+    // fields), or padding inside a field's type (arrays and nested records carry theirs).
+    let field_sizes = fields.iter().map(|f| {
+        let ty = &f.ty;
+        quote_spanned!(ty.span()=> ::core::mem::size_of::<#ty>())
+    });
+    let field_padding = fields.iter().map(|f| {
+        let ty = &f.ty;
+        quote_spanned!(ty.span()=> <#ty as #krate::Element>::HAS_PADDING)
+    });
+    let has_padding = quote! {
+        ::core::mem::size_of::<Self>() != 0 #(+ #field_sizes)* #(|| #field_padding)*
+    };
+
     let padding_check = if options.no_padding {
-        let sizes = fields.iter().map(|f| {
-            let ty = &f.ty;
-            quote!(::core::mem::size_of::<#ty>())
-        });
         let message = format!(
-            "#[pybuf(no_padding)]: `{ident}` has padding bytes (its size is larger than the \
-             sum of its field sizes)"
+            "#[pybuf(no_padding)]: `{ident}` has padding bytes (between or after its fields, \
+             or inside a field's type)"
         );
         let assertion = quote! {
             ::core::assert!(
-                ::core::mem::size_of::<#ident #ty_generics>() == 0 #(+ #sizes)*,
+                !<#ident #ty_generics as #krate::Element>::HAS_PADDING,
                 #message
             )
         };
@@ -458,13 +475,19 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
 
         // SAFETY: the struct is `#[repr(C)]` (checked by the derive), so its fields lie at the
         // offsets `offset_of!` reports, each holding its field type's layout; size and
-        // alignment are the struct's own. Every field type is an `Element`, so the struct is
-        // `Copy + Send + Sync + 'static` only if the user derived those (the supertraits are
-        // checked by the compiler), and bytes are a valid value exactly when each field's
-        // bytes are valid for its type; padding bytes may hold anything.
+        // alignment are the struct's own. Its bytes outside the fields are padding, which Rust
+        // leaves uninitialized and which the layout gives to no scalar; so the value bytes of
+        // the layout are the fields' value bytes, initialized by each field's own contract.
+        // `HAS_PADDING` is false only when the fields fill the struct (their sizes add up to
+        // its size; `repr(C)` fields do not overlap) and no field type has padding. Every
+        // field type is an `Element`, so the struct is `Copy + Send + Sync + 'static` only if
+        // the user derived those (the supertraits are checked by the compiler). Initialized
+        // bytes are a valid value exactly when each field's bytes are valid for its type,
+        // whatever the padding bytes hold: so `ALWAYS_VALID` is the fields' conjunction.
         #[automatically_derived]
         unsafe impl #impl_generics #krate::Element for #ident #ty_generics #where_clause {
             const ALWAYS_VALID: bool = true #(&& #always_valid)*;
+            const HAS_PADDING: bool = #has_padding;
 
             fn layout() -> #krate::format::ItemLayout {
                 #inner_check
@@ -472,7 +495,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
             }
 
             fn is_valid(bytes: &[u8]) -> bool {
-                <Self as #krate::Element>::ALWAYS_VALID || (true #(&& #field_checks)*)
+                <Self as #krate::Element>::ALWAYS_VALID
+                    || (bytes.len() == ::core::mem::size_of::<Self>() #(&& #field_checks)*)
             }
         }
     })
@@ -577,6 +601,52 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
 /// #[pybuf(no_padding)]
 /// struct S { a: f64, b: u8 }
 /// ```
+/// Padding inside a field with `#[pybuf(no_padding)]`: a nested record with padding, an array
+/// of such records in a packed struct, a generic record instantiated with one, and a field
+/// type whose hand-written `Element` impl keeps the default `HAS_PADDING = true`:
+/// ```compile_fail,E0080
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct Inner { a: u8, b: u32 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct Outer { x: Inner }
+/// ```
+/// ```compile_fail,E0080
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct Inner { a: u8, b: u32 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C, packed)]
+/// #[pybuf(no_padding)]
+/// struct Outer { t: u8, x: [Inner; 2] }
+/// ```
+/// ```compile_fail,E0080
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// struct Inner { a: u8, b: u32 }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct G<T: Copy> { x: T }
+/// let _ = <G<Inner> as pybuf::Element>::layout();
+/// ```
+/// ```compile_fail,E0080
+/// #[derive(Clone, Copy)]
+/// #[repr(transparent)]
+/// struct Handwritten(u32);
+/// // SAFETY: one native u32
+/// unsafe impl pybuf::Element for Handwritten {
+///     fn layout() -> pybuf::format::ItemLayout {
+///         <u32 as pybuf::Element>::layout()
+///     }
+/// }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct Outer { x: Handwritten }
+/// ```
 /// Unknown attributes, and `name` on the struct:
 /// ```compile_fail
 /// #[derive(Clone, Copy, pybuf::Element)]
@@ -620,6 +690,27 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
 /// #[pybuf(no_padding)]
 /// struct F<T: Copy, const N: usize> { a: [T; N] }
 /// let _ = <F<f32, 3> as pybuf::Element>::layout();
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct Outer { x: C, y: [u16; 3], z: pybuf::be::F64, w: F<u8, 2> }
+/// #[derive(Clone, Copy)]
+/// #[repr(transparent)]
+/// struct Handwritten(u32);
+/// // SAFETY: one native u32, no padding
+/// unsafe impl pybuf::Element for Handwritten {
+///     const HAS_PADDING: bool = false;
+///     fn layout() -> pybuf::format::ItemLayout {
+///         <u32 as pybuf::Element>::layout()
+///     }
+/// }
+/// #[derive(Clone, Copy, pybuf::Element)]
+/// #[repr(C)]
+/// #[pybuf(no_padding)]
+/// struct H { x: Handwritten, y: [Handwritten; 2] }
+/// use pybuf::Element;
+/// const { assert!(A::HAS_PADDING && !B::HAS_PADDING && !C::HAS_PADDING && !D::HAS_PADDING) };
+/// const { assert!(!Outer::HAS_PADDING && !H::HAS_PADDING) };
 /// ```
 #[allow(dead_code)]
 mod compile_fail_checks {}

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::normal::Normalized;
+
 /// Byte order of a multi-byte scalar, resolved to the machine's (never "native").
 ///
 /// One-byte scalars have no byte order; they always carry [`Endian::NATIVE`] so that
@@ -335,29 +337,9 @@ impl ItemLayout {
                 return scalar_matches(*f, *e);
             }
         }
-        match (Normal::of(self), Normal::of(expected)) {
-            (Normal::Scalar(f), Normal::Scalar(e)) => scalar_matches(f, e),
-            (Normal::Array(fc, fe), Normal::Array(ec, ee)) if fc == ec => fe.matches(ee),
-            (Normal::Struct(ff), Normal::Struct(ef)) if ff.len() == ef.len() => {
-                for (index, (f, e)) in ff.iter().zip(ef).enumerate() {
-                    if f.offset != e.offset {
-                        return Err(Mismatch::Layout);
-                    }
-                    f.layout.matches(&e.layout)?;
-                    if let (Some(fname), Some(ename)) = (&f.name, &e.name) {
-                        if fname != ename {
-                            return Err(Mismatch::FieldName {
-                                index,
-                                expected: ename.clone(),
-                                found: fname.clone(),
-                            });
-                        }
-                    }
-                }
-                Ok(())
-            }
-            _ => Err(Mismatch::Layout),
-        }
+        // each side normalized once, then compared in one walk: time proportional to the
+        // size of the layouts (see `normal`), whatever their nesting
+        Normalized::new(self).matches(&Normalized::new(expected))
     }
 
     /// [`matches`](ItemLayout::matches) against an expected plain scalar, without building its
@@ -489,7 +471,7 @@ fn push_padding(out: &mut String, n: usize) {
 }
 
 #[inline]
-fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
+pub(super) fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
     if canonical_kind(found.kind) != canonical_kind(expected.kind) {
         Err(Mismatch::Layout)
     } else if found.endian != expected.endian {
@@ -503,7 +485,7 @@ fn scalar_matches(found: Scalar, expected: Scalar) -> Result<(), Mismatch> {
 }
 
 #[inline]
-fn canonical_kind(kind: ScalarKind) -> ScalarKind {
+pub(super) fn canonical_kind(kind: ScalarKind) -> ScalarKind {
     match kind {
         ScalarKind::Pointer => ScalarKind::pointer_equivalent(),
         ScalarKind::Char => ScalarKind::U8,
@@ -519,70 +501,4 @@ pub(crate) fn shape_tuple(shape: &[usize]) -> String {
             format!("({})", dims.join(", "))
         }
     }
-}
-
-/// One `u8`, the element of byte strings.
-static BYTE: ItemLayout = ItemLayout::scalar(Scalar::native(ScalarKind::U8), 1);
-
-/// An item reduced to the form in which equivalent spellings are equal.
-enum Normal<'a> {
-    Scalar(Scalar),
-    /// `count` items of the element, back to back.
-    Array(usize, &'a ItemLayout),
-    Struct(&'a [Field]),
-}
-
-impl<'a> Normal<'a> {
-    fn of(item: &'a ItemLayout) -> Normal<'a> {
-        match &item.kind {
-            // a byte string of n bytes is n bytes: '5s' reads as [u8; 5]
-            ItemKind::Scalar(Scalar {
-                kind: ScalarKind::Bytes(n) | ScalarKind::PascalString(n),
-                ..
-            }) if *n != 1 => Normal::Array(*n, &BYTE),
-            ItemKind::Scalar(Scalar {
-                kind: ScalarKind::Bytes(1) | ScalarKind::PascalString(1),
-                ..
-            }) => Normal::Scalar(Scalar::native(ScalarKind::U8)),
-            ItemKind::Scalar(s) => Normal::Scalar(*s),
-            ItemKind::Array { shape, elem } => {
-                let mut count: usize = shape.iter().product();
-                let mut elem: &ItemLayout = elem;
-                // flatten nested sub-arrays: '(2)(3)d' and '(2,3)d' are both '6d'
-                while let ItemKind::Array { shape, elem: inner } = &elem.kind {
-                    // saturating: only zero-size elements can have counts this large
-                    count = count.saturating_mul(shape.iter().product::<usize>());
-                    elem = inner;
-                }
-                if count == 1 {
-                    Normal::of(elem)
-                } else {
-                    Normal::Array(count, elem)
-                }
-            }
-            ItemKind::Struct(fields) => {
-                if let Some(n) = uniform_run(item, fields) {
-                    if n == 1 {
-                        return Normal::of(&fields[0].layout);
-                    }
-                    return Normal::Array(n, &fields[0].layout);
-                }
-                Normal::Struct(fields)
-            }
-        }
-    }
-}
-
-/// If `fields` are identical, unnamed and packed back to back from offset 0 and fill the
-/// item exactly, how many there are.
-fn uniform_run(item: &ItemLayout, fields: &[Field]) -> Option<usize> {
-    let first = fields.first()?;
-    let step = first.layout.size;
-    if step == 0 || step.checked_mul(fields.len()) != Some(item.size) {
-        return None;
-    }
-    let uniform = fields.iter().enumerate().all(|(i, f)| {
-        f.name.is_none() && f.offset == i * step && f.layout.matches(&first.layout).is_ok()
-    });
-    uniform.then_some(fields.len())
 }

@@ -124,7 +124,11 @@
 //! structures as `'B'`: these disagree with their `itemsize` and cannot be read as records.
 
 mod item;
+mod normal;
+mod padding;
 mod parse;
+#[cfg(test)]
+mod reference;
 
 pub(crate) use item::shape_tuple;
 pub use item::{Endian, Field, ItemKind, ItemLayout, Mismatch, Scalar, ScalarKind};
