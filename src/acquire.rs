@@ -71,43 +71,31 @@ pub(crate) fn typed<T: Element, D: Dimension>(
 #[inline(never)]
 fn general<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
-    acquired: Acquired,
+    mut acquired: Acquired,
 ) -> Result<Buffer<T, D>, Error> {
-    match validate::<T, D>(acquired) {
-        Ok(buffer) => Ok(buffer),
-        Err((mut acquired, _)) => {
+    let layout = match validated_layout::<T, D>(&acquired) {
+        Ok(layout) => layout,
+        Err(_) => {
             // The checks are cheap and deterministic: run them again with the exporter's name
             // recorded (writable acquisitions of heap types skip it), for the message.
             acquired.record_name(obj);
-            validate::<T, D>(acquired).map_err(|(_, err)| err)
+            validated_layout::<T, D>(&acquired)?
         }
-    }
+    };
+    Ok(Buffer::from_validated(acquired, layout))
 }
 
-/// Steps 2–6 of [`general`]; on failure, the acquisition is handed back with the error.
-fn validate<T: Element, D: Dimension>(
-    acquired: Acquired,
-) -> Result<Buffer<T, D>, (Acquired, Error)> {
-    let items = match check_element::<T, D>(&acquired, None) {
-        Ok(items) => items,
-        Err(err) => return Err((acquired, err)),
-    };
-    match items {
+/// Steps 2–6 of [`general`].
+fn validated_layout<T: Element, D: Dimension>(acquired: &Acquired) -> Result<Layout<D>, Error> {
+    match check_element::<T, D>(acquired, None)? {
         Items::Direct => {
-            let layout =
-                check_ndim::<T, D>(&acquired, None).and_then(|()| read_layout::<D>(&acquired));
-            match layout {
-                Ok(layout) => Ok(Buffer::from_validated(acquired, layout)),
-                Err(err) => Err((acquired, err)),
-            }
+            check_ndim::<T, D>(acquired, None)?;
+            read_layout::<D>(acquired)
         }
         Items::Absorbed { length } => {
-            let layout = check_ndim_absorbed::<T, D>(&acquired, None)
-                .and_then(|()| read_layout::<IxDyn>(&acquired));
-            match layout {
-                Ok(layout) => absorb::<T, D>(acquired, layout, length, None),
-                Err(err) => Err((acquired, err)),
-            }
+            check_ndim_absorbed::<T, D>(acquired, None)?;
+            let layout = read_layout::<IxDyn>(acquired)?;
+            absorbed_layout::<T, D>(acquired, layout, length, None)
         }
     }
 }
@@ -173,7 +161,8 @@ pub(crate) fn retype<T: Element, D: Dimension>(
 ) -> Result<Buffer<T, D>, Error> {
     if let Items::Absorbed { length } = check_element::<T, D>(&acquired, Some(item))? {
         check_ndim_absorbed::<T, D>(&acquired, Some(item))?;
-        return absorb::<T, D>(acquired, layout, length, Some(item)).map_err(|(_, err)| err);
+        let layout = absorbed_layout::<T, D>(&acquired, layout, length, Some(item))?;
+        return Ok(Buffer::from_validated(acquired, layout));
     }
     check_ndim::<T, D>(&acquired, Some(item))?;
     let layout = if layout.ndim() == 0 && D::NDIM == Some(1) {
@@ -197,12 +186,12 @@ pub(crate) fn retype<T: Element, D: Dimension>(
 /// Step 6 for an absorbed trailing axis: the last axis of `layout` (read with the exporter's
 /// own number of dimensions) has `length` items back to back and no indirection; it becomes
 /// the item.
-fn absorb<T: Element, D: Dimension>(
-    acquired: Acquired,
+fn absorbed_layout<T: Element, D: Dimension>(
+    acquired: &Acquired,
     layout: Layout<IxDyn>,
     length: usize,
     item: Option<&ItemLayout>,
-) -> Result<Buffer<T, D>, (Acquired, Error)> {
+) -> Result<Layout<D>, Error> {
     let last = layout.ndim() - 1; // check_ndim_absorbed: at least one axis
     let found_length = layout.shape[last];
     let stride = layout.strides()[last];
@@ -213,36 +202,26 @@ fn absorb<T: Element, D: Dimension>(
         let item = match item {
             Some(item) => Some(item),
             None => {
-                parsed = parse_item(&acquired).ok();
+                parsed = parse_item(acquired).ok();
                 parsed.as_ref()
             }
         };
-        let err = match found(&acquired, item) {
-            Ok(found) => Error::TrailingAxis {
-                expected: Box::new(expected::<T, D>()),
-                found: Box::new(found),
-                length: found_length,
-                stride,
-                indirect,
-                expected_length: length,
-                expected_stride: layout.itemsize,
-            },
-            Err(err) => err,
-        };
-        return Err((acquired, err));
+        return Err(Error::TrailingAxis {
+            expected: Box::new(expected::<T, D>()),
+            found: Box::new(found(acquired, item)?),
+            length: found_length,
+            stride,
+            indirect,
+            expected_length: length,
+            expected_stride: layout.itemsize,
+        });
     }
-    match layout.absorb_last_axis() {
-        Ok(absorbed) => {
-            let layout = absorbed
-                .into_dimensionality::<D>()
-                .expect("check_ndim_absorbed: one axis more than D");
-            Ok(Buffer::from_validated(acquired, layout))
-        }
-        Err(reason) => {
-            let err = invalid_layout(&acquired, reason);
-            Err((acquired, err))
-        }
-    }
+    let absorbed = layout
+        .absorb_last_axis()
+        .map_err(|reason| invalid_layout(acquired, reason))?;
+    Ok(absorbed
+        .into_dimensionality::<D>()
+        .expect("check_ndim_absorbed: one axis more than D"))
 }
 
 /// Steps 2–4: the format parses, describes `T` (or `E` of `T = [E; N]`), and agrees with the

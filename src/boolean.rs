@@ -152,8 +152,7 @@ mod tests {
 
     #[test]
     fn every_byte_is_valid_and_truthy_when_non_zero() {
-        assert!(Bool::ALWAYS_VALID);
-        assert!(!Bool::HAS_PADDING);
+        const { assert!(Bool::ALWAYS_VALID && !Bool::HAS_PADDING) };
         for byte in 0..=255u8 {
             assert!(Bool::is_valid(&[byte]));
             assert_eq!(Bool(byte).get(), byte != 0);

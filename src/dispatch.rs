@@ -87,7 +87,11 @@ macro_rules! dispatch {
                 match any.typed() {
                     ::core::result::Result::Ok(typed) => {
                         let $buf: $handle = typed;
-                        ::core::result::Result::Ok::<_, $crate::Error>($body)
+                        // a cast or conversion the body needs for one type is a no-op for
+                        // another (`e as f64` with `T = f64`)
+                        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+                        let value = $body;
+                        ::core::result::Result::Ok::<_, $crate::Error>(value)
                     }
                     ::core::result::Result::Err(err) => ::core::result::Result::Err(err),
                 }

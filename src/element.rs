@@ -351,7 +351,7 @@ impl<T: Element> ValueWriter<T> {
         if size == 0 || src.is_empty() {
             return;
         }
-        let mut image = vec![0u8; size * src.len()];
+        let mut image = vec![0u8; std::mem::size_of_val(src)];
         // SAFETY: `image` holds `len` items of `size` bytes and is fresh memory; the layout is
         // readable and nothing else touches it during the call (caller's promise).
         unsafe { copy::gather(layout, image.as_mut_ptr(), order) };

@@ -80,7 +80,8 @@ fn read_or_copy_copies_where_no_view_can_exist() {
              mis[...] = [[1, 2, 3], [4, 5, 6]]\n\
              pil = _testbuffer.ndarray([float(i) for i in range(6)], shape=[2, 3], format='d', flags=_testbuffer.ND_PIL)\n",
         );
-        let cases: [(&str, fn(&Error) -> bool); 3] = [
+        type Why = fn(&Error) -> bool;
+        let cases: [(&str, Why); 3] = [
             ("rec['x']", |e| matches!(e, Error::StrideNotMultiple { .. })),
             ("mis", |e| matches!(e, Error::Misaligned { .. })),
             ("pil", |e| matches!(e, Error::Suboffsets)),
@@ -347,5 +348,34 @@ fn dispatch_refuses_other_element_types_clearly() {
         let err = sum_any(any).unwrap_err();
         assert!(matches!(err, Error::UnsupportedElement { .. }), "{err}");
         assert!(err.to_string().contains("format 'O'"), "{err}");
+    });
+}
+
+/// Empty views used to carry C-order strides with empty axes counted as 1, which ndarray's
+/// `map` (and every constructor that copies a view's strides) rejects in debug builds: `gray`
+/// of a (0, 5, 3) image panicked.
+#[test]
+fn empty_views_work_with_ndarray_constructors() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        for expr in [
+            "np.zeros((0, 5))",
+            "np.zeros((5, 0))",
+            "np.zeros((2, 3, 0))[:, :, ::-1]",
+        ] {
+            let buf = BufferD::<f64>::get_mut(&eval(&g, expr)).unwrap();
+            let mapped = buf.with(|v| v.map(|x| x + 1.0)).unwrap();
+            assert_eq!(mapped.shape(), buf.shape(), "{expr}");
+            assert_eq!(buf.with(|v| v.to_owned()).unwrap().shape(), buf.shape());
+            buf.with_mut(|mut v| {
+                v.fill(1.0);
+                assert_eq!(v.map(|x| x * 2.0).len(), 0);
+            })
+            .unwrap();
+            assert_eq!(buf.read().unwrap().as_slice(), Some(&[][..]));
+        }
+        let pixels = Buffer2::<[u8; 3]>::get(&eval(&g, "np.zeros((0, 5, 3), np.uint8)")).unwrap();
+        let luma = pixels.with_or_copy(|v| v.map(|p| p[0])).unwrap();
+        assert_eq!(luma.shape(), [0, 5]);
     });
 }

@@ -75,7 +75,7 @@ fn collect(item: &ItemLayout, at: usize, out: &mut Vec<Range<usize>>) {
             }
             let count = shape.iter().fold(1usize, |n, &d| n.saturating_mul(d));
             let inner = elem.value_ranges();
-            if inner.as_slice() == [0..elem.size] {
+            if matches!(inner.as_slice(), [only] if *only == (0..elem.size)) {
                 // items without padding: one range for the whole array
                 out.push(at..at.saturating_add(count.saturating_mul(elem.size)));
                 return;
@@ -101,6 +101,7 @@ fn collect(item: &ItemLayout, at: usize, out: &mut Vec<Range<usize>>) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::single_range_in_vec_init)] // expected range lists of one range
     use super::super::parse;
 
     #[test]
