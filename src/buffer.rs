@@ -633,7 +633,7 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
 /// `Buffer`.
 ///
 /// Like `Buffer`, its second parameter is the number of dimensions and defaults to any
-/// ([`IxDyn`]): prefer the aliases [`BufferMut1`], [`BufferMut2`], [`BufferMut3`] and
+/// ([`IxDyn`](type@IxDyn)): prefer the aliases [`BufferMut1`], [`BufferMut2`], [`BufferMut3`] and
 /// [`BufferMutD`], which say it.
 ///
 /// ```

@@ -12,9 +12,21 @@
 //! | `>d`, `!d` (big-endian) | [`be::F64`] (align 1: also reads misaligned data) |
 //! | `<d` unaligned | [`le::F64`] or `zerocopy::Unalign<f64>` |
 //! | `3d`, `(2,3)d` | `[f64; 3]`, `[[f64; 3]; 2]` or `[f64; 6]` |
+//! | `B` with a last axis of length 3 (H×W×3 images), `f` with one of 3 (N×3 points) | `[u8; 3]`, `[f32; 3]`: the array takes the axis (see below) |
 //! | `5s` | `[u8; 5]` |
 //! | `P` | `usize` |
 //! | `T{...}` | a `#[repr(C)]` struct with `#[derive(pybuf::Element)]` |
+//!
+//! # Arrays take a trailing axis
+//!
+//! `[E; N]` reads items that are `[E; N]` (formats `'3d'`, `'(3)B'`), and also buffers of `E`
+//! with one more axis than the handle, whose last axis has length `N` and holds its items back
+//! to back (byte stride `size_of::<E>()`): a numpy H×W×3 `uint8` image is a
+//! `Buffer2<[u8; 3]>`, an N×3 `float32` array a `Buffer1<[f32; 3]>`. The typed buffer then has
+//! one axis fewer and `N`-item elements; everything else (alignment, strides of the other
+//! axes, borrows, writes) is checked as for any element type. A last axis of another length,
+//! or one whose items are not back to back (`img[..., ::-1]`, a channels-first array
+//! transposed), is refused with [`Error::TrailingAxis`].
 //!
 //! # Records: `#[derive(Element)]`
 //!
@@ -114,7 +126,7 @@ pub unsafe trait Element: Copy + Send + Sync + 'static {
     /// [`Buffer::set_item`](crate::Buffer::set_item),
     /// [`copy_from_slice`](crate::Buffer::copy_from_slice)) and refuses mutable views
     /// ([`Buffer::write`](crate::Buffer::write), [`with_mut`](crate::Buffer::with_mut)) with
-    /// [`Error::PaddedElement`](crate::Error::PaddedElement). Reading is not affected.
+    /// [`Error::PaddedElement`]. Reading is not affected.
     ///
     /// The default is `true`, which is sound for every type; a hand-written impl for a type
     /// without padding sets it to `false` to allow mutable views and whole-value copies.
@@ -203,7 +215,7 @@ native_scalar! {
 native_scalar! { num_complex::Complex<half::f16> => ScalarKind::ComplexF16 }
 
 /// Rust's `bool`: items must be 0 or 1, which every read checks
-/// ([`Error::InvalidValue`](crate::Error::InvalidValue) otherwise). [`Bool`](crate::Bool)
+/// ([`Error::InvalidValue`] otherwise). [`Bool`](crate::Bool)
 /// reads every byte, for masks that may hold others and for guards held across calls into
 /// Python.
 // SAFETY: `bool` is one byte with alignment 1 and no padding; only 0 and 1 are valid, which

@@ -5,6 +5,10 @@
 //! ctypes arrays and structures, classes with `__buffer__` — and export of Rust memory to
 //! Python the same way ([`export`]).
 //!
+//! New here? The [user guide](guide) shows the usual jobs: functions that take arrays, outputs,
+//! rayon without the interpreter lock, returning arrays, dtypes, records, byte order,
+//! embedding, and the errors Python users see.
+//!
 //! The data path reads in one direction:
 //! [format](mod@format) → [element](Element) match → acquisition and validation →
 //! typed [`Buffer`] → borrow ([`Buffer::read`], [`Buffer::write`]) or copy
@@ -124,6 +128,8 @@ pub mod element;
 pub mod error;
 pub mod export;
 pub mod format;
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
