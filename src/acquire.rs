@@ -63,25 +63,14 @@ pub(crate) fn typed<T: Element, D: Dimension>(
             }
         }
     }
-    general::<T, D>(obj, filled.record(obj, None, false))
+    general::<T, D>(filled.record(obj, None, true))
 }
 
 /// Every step, in order, for an acquisition the fast path of [`typed`] did not accept.
 #[cold]
 #[inline(never)]
-fn general<T: Element, D: Dimension>(
-    obj: &Bound<'_, PyAny>,
-    mut acquired: Acquired,
-) -> Result<Buffer<T, D>, Error> {
-    let layout = match validated_layout::<T, D>(&acquired) {
-        Ok(layout) => layout,
-        Err(_) => {
-            // The checks are cheap and deterministic: run them again with the exporter's name
-            // recorded (writable acquisitions of heap types skip it), for the message.
-            acquired.record_name(obj);
-            validated_layout::<T, D>(&acquired)?
-        }
-    };
+fn general<T: Element, D: Dimension>(acquired: Acquired) -> Result<Buffer<T, D>, Error> {
+    let layout = validated_layout::<T, D>(&acquired)?;
     Ok(Buffer::from_validated(acquired, layout))
 }
 

@@ -164,7 +164,7 @@ enum Code {
 }
 
 #[inline]
-fn code(c: u8, native: bool) -> Code {
+const fn code(c: u8, native: bool) -> Code {
     let kind = match c {
         b'?' => ScalarKind::Bool,
         b'c' => ScalarKind::Char,
@@ -242,7 +242,7 @@ fn leaf(kind: ScalarKind, mode: Mode) -> ItemLayout {
 #[inline]
 pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
     let (mode, c) = match *b {
-        [c] => (Mode::Native, c),
+        [c] => return NATIVE_CODES.get(usize::from(c)).copied().flatten(),
         [p, c] => (Mode::from_prefix(p)?, c),
         _ => return None,
     };
@@ -251,6 +251,20 @@ pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
         _ => None,
     }
 }
+
+/// What each ASCII character means as a whole format of one character (native mode), for
+/// [`scalar_code`]: a table lookup instead of a match on every acquisition.
+const NATIVE_CODES: [Option<Scalar>; 128] = {
+    let mut table = [None; 128];
+    let mut c = 0;
+    while c < 128 {
+        if let Code::Scalar(kind) = code(c as u8, true) {
+            table[c] = Some(Scalar::native(kind));
+        }
+        c += 1;
+    }
+    table
+};
 
 /// The fast path: an optional prefix and one scalar code (`'d'`, `'<q'`, `'Zd'`, `'=Zf'`).
 #[inline]

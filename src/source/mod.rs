@@ -208,15 +208,6 @@ impl Acquired {
         self.exporter.to_string()
     }
 
-    /// Records the exporter's type name if acquisition skipped it (writable buffers of heap
-    /// types), for an error message about to be built. `obj` is the object acquired.
-    #[cold]
-    pub(crate) fn record_name(&mut self, obj: &Bound<'_, PyAny>) {
-        if matches!(self.exporter, ExporterName::Unrecorded) {
-            self.exporter = ExporterName::of(obj, true);
-        }
-    }
-
     /// The exporting object (`view.obj`), or `None` if the exporter left it NULL.
     pub(crate) fn obj<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         let ptr = self.view().obj;
