@@ -11,7 +11,9 @@ use super::{ItemKind, ItemLayout};
 
 impl ItemLayout {
     /// The byte ranges of one item that scalars cover, sorted and merged, within
-    /// `0..self.size`.
+    /// `0..self.size`. Arrays of items without padding take one range; otherwise there is a
+    /// range per gap, so time and memory grow with the number of gaps (at most half the
+    /// item's size).
     ///
     /// ```
     /// use pybuf::format::parse;
