@@ -395,6 +395,12 @@ def test_ctypes_packed_structure_reports_its_itemsize():
     p = (P * 2)()
     with memoryview(p) as view:
         fmt, itemsize = view.format, view.itemsize
+    if sys.version_info >= (3, 12):
+        # CPython 3.12+ describes _pack_ structures field by field: they read as records
+        assert fmt == "T{<I:frame:<d:score:<H:x:<H:y:<B:label:}"
+        assert m.frame_scores(p) == [0.0, 0.0]
+        return
+    assert fmt == "B"
     check_error(TypeError, m.frame_scores, p, contains=[
         f"got a 1-D buffer of uint8 (format '{fmt}', itemsize {itemsize}) with shape (2,) from '{type(p).__module__}.P_Array_2'"])
     # its bytes are the records
