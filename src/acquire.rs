@@ -40,7 +40,7 @@ use crate::element::Element;
 use crate::error::{Error, Expected, Found};
 use crate::format::{self, ItemKind, ItemLayout, Mismatch};
 use crate::layout::{self, Layout};
-use crate::source::{Acquired, Filled, FormatText, Request};
+use crate::source::{Acquired, Filled, FormatText, Request, Source};
 
 /// Acquires `obj` and validates it as a `Buffer<T, D>`.
 ///
@@ -52,7 +52,24 @@ pub(crate) fn typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     request: Request,
 ) -> Result<Buffer<T, D>, Error> {
-    let filled = Filled::new_any(obj, request)?;
+    validate_typed(obj, Filled::new_any(obj, request)?)
+}
+
+/// Acquires `obj` through one protocol only and validates it as a `Buffer<T, D>`.
+pub(crate) fn typed_from<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    source: Source,
+    request: Request,
+) -> Result<Buffer<T, D>, Error> {
+    validate_typed(obj, Filled::new_from(obj, source, request)?)
+}
+
+/// Steps 2–6 for a `Buffer<T, D>`: the fast path, else every step in order.
+#[inline(always)]
+fn validate_typed<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    filled: Filled,
+) -> Result<Buffer<T, D>, Error> {
     if let Some(format) = fast_element_match::<T>(&filled, obj.py()) {
         if ndim_fits::<D>(filled.view().ndim) {
             // SAFETY: `filled` holds a filled, unreleased view whose pointers stay valid while
@@ -132,7 +149,19 @@ fn ndim_fits<D: Dimension>(ndim: std::os::raw::c_int) -> bool {
 /// Acquires `obj` for an [`AnyBuffer`]: the layout must be valid; the item is parsed but a
 /// bad format is kept as an error for `item_layout()` and `typed()` to report.
 pub(crate) fn untyped(obj: &Bound<'_, PyAny>, request: Request) -> Result<AnyBuffer, Error> {
-    let acquired = Acquired::new_any(obj, request, true)?;
+    validate_untyped(Acquired::new_any(obj, request, true)?)
+}
+
+/// [`untyped`] through one protocol only.
+pub(crate) fn untyped_from(
+    obj: &Bound<'_, PyAny>,
+    source: Source,
+    request: Request,
+) -> Result<AnyBuffer, Error> {
+    validate_untyped(Filled::new_from(obj, source, request)?.record(obj, None, true))
+}
+
+fn validate_untyped(acquired: Acquired) -> Result<AnyBuffer, Error> {
     let item = parse_item(&acquired).and_then(|item| {
         check_itemsize(&acquired, &item)?;
         Ok(item)
@@ -279,13 +308,10 @@ fn trailing_array<T: Element>() -> Option<(ItemLayout, usize)> {
 /// `T{I:frame:=d:score:@H:x:H:y:B:label:}`, 20 bytes by the native rules). Every other size
 /// disagreement is left for [`check_itemsize`] to report.
 fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
-    let item = acquired
-        .checked_format()
-        .and_then(format::parse)
-        .map_err(|error| Error::Format {
-            type_name: acquired.exporter_name(),
-            error: Box::new(error),
-        })?;
+    let item = acquired.parse_item().map_err(|error| Error::Format {
+        type_name: acquired.exporter_name(),
+        error: Box::new(error),
+    })?;
     match usize::try_from(acquired.view().itemsize) {
         Ok(itemsize) if itemsize != item.size => {
             Ok(item.clone().fit_to_itemsize(itemsize).unwrap_or(item))

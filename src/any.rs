@@ -68,6 +68,8 @@ pub enum ElementKind {
     U64,
     /// `half::f16`
     F16,
+    /// `half::bf16` (from DLPack only: bfloat16 has no PEP 3118 code)
+    BF16,
     /// `f32`
     F32,
     /// `f64`
@@ -111,6 +113,7 @@ impl ElementKind {
             ElementKind::I64 => "int64",
             ElementKind::U64 => "uint64",
             ElementKind::F16 => "float16",
+            ElementKind::BF16 => "bfloat16",
             ElementKind::F32 => "float32",
             ElementKind::F64 => "float64",
             ElementKind::ComplexF32 => "complex64",
@@ -135,6 +138,7 @@ fn kind_of_scalar(kind: ScalarKind) -> ElementKind {
         ScalarKind::Pointer if cfg!(target_pointer_width = "64") => ElementKind::U64,
         ScalarKind::Pointer => ElementKind::U32,
         ScalarKind::F16 => ElementKind::F16,
+        ScalarKind::BF16 => ElementKind::BF16,
         ScalarKind::F32 => ElementKind::F32,
         ScalarKind::F64 => ElementKind::F64,
         ScalarKind::ComplexF32 => ElementKind::ComplexF32,
@@ -163,6 +167,36 @@ impl AnyBuffer {
     /// Acquires a buffer for writing ([`Error::ReadOnly`] if the memory is read-only).
     pub fn get_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
         acquire::untyped(obj, Request::Write)
+    }
+
+    /// Acquires through DLPack only (see [`Buffer::from_dlpack`]).
+    pub fn from_dlpack(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::DLPack, Request::Read)
+    }
+
+    /// Acquires through DLPack only, for writing (see [`Buffer::from_dlpack_mut`]).
+    pub fn from_dlpack_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::DLPack, Request::Write)
+    }
+
+    /// Acquires through `__array_interface__` only (see [`Buffer::from_array_interface`]).
+    pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayInterface, Request::Read)
+    }
+
+    /// Acquires through `__array_interface__` only, for writing.
+    pub fn from_array_interface_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayInterface, Request::Write)
+    }
+
+    /// Acquires through `__array_struct__` only (see [`Buffer::from_array_struct`]).
+    pub fn from_array_struct(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayStruct, Request::Read)
+    }
+
+    /// Acquires through `__array_struct__` only, for writing.
+    pub fn from_array_struct_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::untyped_from(obj, Source::ArrayStruct, Request::Write)
     }
 
     pub(crate) fn from_parts(

@@ -123,6 +123,50 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         acquire::typed(obj, Request::Write)
     }
 
+    /// Acquires through DLPack only (`__dlpack__`), for reading.
+    ///
+    /// `obj.__dlpack_device__()` must name memory the CPU can read (`kDLCPU`,
+    /// `kDLCUDAHost`, `kDLCUDAManaged`), else [`Error::Device`]; then
+    /// `obj.__dlpack__(max_version=(1, 1))` is called (without arguments when the producer
+    /// refuses them with `TypeError`). The producer's deleter runs exactly once, when the
+    /// handle is released. [`get`](Buffer::get) tries DLPack too, after the buffer protocol;
+    /// this constructor skips the buffer protocol. See the
+    /// [crate documentation](crate#other-protocols-dlpack-and-the-array-interface).
+    pub fn from_dlpack(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::DLPack, Request::Read)
+    }
+
+    /// Acquires through DLPack only, for writing: asks for `copy=False`, refuses tensors the
+    /// producer marks read-only with [`Error::ReadOnly`] (the `READ_ONLY` flag of DLPack 1.x;
+    /// a legacy capsule counts as writable only from a numpy array, whose `__dlpack__` never
+    /// exports read-only arrays that way).
+    pub fn from_dlpack_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::DLPack, Request::Write)
+    }
+
+    /// Acquires through `obj.__array_interface__` only (a version-3 dict), for reading.
+    pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayInterface, Request::Read)
+    }
+
+    /// Acquires through `obj.__array_interface__` only, for writing ([`Error::ReadOnly`] when
+    /// the dict's `data` is marked read-only or is a read-only buffer).
+    pub fn from_array_interface_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayInterface, Request::Write)
+    }
+
+    /// Acquires through `obj.__array_struct__` only (a `PyArrayInterface` capsule), for
+    /// reading.
+    pub fn from_array_struct(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayStruct, Request::Read)
+    }
+
+    /// Acquires through `obj.__array_struct__` only, for writing ([`Error::ReadOnly`] without
+    /// the `WRITEABLE` flag).
+    pub fn from_array_struct_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::ArrayStruct, Request::Write)
+    }
+
     /// A handle on an acquisition that passed every check of `crate::acquire` for `T` and
     /// `D`, with its validated layout.
     #[inline(always)]

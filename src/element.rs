@@ -8,6 +8,7 @@
 //! | `<l` `=l` `>l` `!l` (standard size) | `i32`, `i32`, [`be::I32`], [`be::I32`] |
 //! | `c` | `u8` |
 //! | `e` `f` `d` | `half::f16` `f32` `f64` |
+//! | none (DLPack `kDLBfloat` only) | `half::bf16` |
 //! | `Zf` `Zd` | `Complex<f32>` `Complex<f64>` |
 //! | `>d`, `!d` (big-endian) | [`be::F64`] (align 1: also reads misaligned data) |
 //! | `<d` unaligned | [`le::F64`] or `zerocopy::Unalign<f64>` |
@@ -204,6 +205,10 @@ native_scalar! { isize => ScalarKind::I32, usize => ScalarKind::U32 }
 
 #[cfg(feature = "half")]
 native_scalar! { half::f16 => ScalarKind::F16 }
+
+// bfloat16 has no PEP 3118 code: only DLPack sources (`kDLBfloat`) deliver it.
+#[cfg(feature = "half")]
+native_scalar! { half::bf16 => ScalarKind::BF16 }
 
 #[cfg(feature = "complex")]
 native_scalar! {
@@ -502,6 +507,8 @@ mod tests {
         check::<zerocopy::Unalign<f64>>();
         #[cfg(feature = "half")]
         check::<half::f16>();
+        #[cfg(feature = "half")]
+        check::<half::bf16>();
         #[cfg(feature = "complex")]
         check::<num_complex::Complex<f64>>();
     }
@@ -524,6 +531,8 @@ mod tests {
         check::<le::I16>();
         #[cfg(feature = "half")]
         check::<half::f16>();
+        #[cfg(feature = "half")]
+        check::<half::bf16>();
         #[cfg(feature = "complex")]
         check::<num_complex::Complex<f32>>();
     }

@@ -12,6 +12,7 @@ use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 use crate::format::{shape_tuple, Endian, FormatError};
+use crate::source::Source;
 
 /// What a buffer turned out to be, for the "found" half of a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,10 +115,44 @@ impl fmt::Display for Access {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The object does not support the buffer protocol at all. (`TypeError`)
+    /// The object supports none of the protocols pybuf reads: not the buffer protocol, not
+    /// DLPack (`__dlpack__`), not the array interface (`__array_struct__`,
+    /// `__array_interface__`). (`TypeError`)
     NotABuffer {
         /// The object's type name.
         type_name: String,
+    },
+    /// An explicit constructor (`Buffer::from_dlpack`, `from_array_interface`, ...) was given
+    /// an object without that protocol's attribute. (`TypeError`)
+    MissingProtocol {
+        /// The object's type name.
+        type_name: String,
+        /// The protocol that was asked for.
+        protocol: Source,
+    },
+    /// A DLPack producer's memory is on a device the CPU cannot read; only `kDLCPU`,
+    /// `kDLCUDAHost` and `kDLCUDAManaged` memory is accepted. (`BufferError`)
+    Device {
+        /// The object's type name.
+        type_name: String,
+        /// The DLPack device type (`DLDeviceType`: 2 is `kDLCUDA`, ...).
+        device_type: i32,
+        /// The device index.
+        device_id: i32,
+    },
+    /// A DLPack capsule, `__array_struct__` capsule or `__array_interface__` dict that does not
+    /// follow its protocol, or uses a part of it pybuf does not read: a capsule of another
+    /// name, a DLPack major version other than 1, a dict without `shape`, a `mask`...
+    /// (`BufferError`)
+    Interchange {
+        /// The object's type name.
+        type_name: String,
+        /// The protocol.
+        protocol: Source,
+        /// What the protocol (or pybuf) requires.
+        expected: String,
+        /// What the object gave.
+        found: String,
     },
     /// The exporter refused the request (`PyObject_GetBuffer` failed). (`BufferError`, with
     /// the exporter's own exception as `__cause__`)
@@ -335,7 +370,39 @@ impl fmt::Display for Error {
         match self {
             Error::NotABuffer { type_name } => write!(
                 f,
-                "expected an object supporting the buffer protocol, got '{type_name}'"
+                "expected an object supporting the buffer protocol, DLPack or the array \
+                 interface, got '{type_name}'"
+            ),
+            Error::MissingProtocol {
+                type_name,
+                protocol,
+            } => write!(
+                f,
+                "expected an object supporting {} ({}), got '{type_name}'",
+                protocol_name(*protocol),
+                protocol_attribute(*protocol)
+            ),
+            Error::Device {
+                type_name,
+                device_type,
+                device_id,
+            } => write!(
+                f,
+                "expected memory the CPU can read (DLPack device kDLCPU, kDLCUDAHost or \
+                 kDLCUDAManaged), got a tensor on {} (device type {device_type}), device \
+                 {device_id}, from '{type_name}'",
+                crate::dlpack::DLDeviceType::name(i64::from(*device_type))
+                    .unwrap_or("a device type dlpack.h does not define")
+            ),
+            Error::Interchange {
+                type_name,
+                protocol,
+                expected,
+                found,
+            } => write!(
+                f,
+                "'{type_name}' exported an unusable {}: expected {expected}, found {found}",
+                protocol_object(*protocol)
             ),
             Error::Refused {
                 type_name,
@@ -611,6 +678,7 @@ impl From<Error> for PyErr {
         let msg = err.to_string();
         match err {
             Error::NotABuffer { .. }
+            | Error::MissingProtocol { .. }
             | Error::ElementType { .. }
             | Error::ByteOrder { .. }
             | Error::Dimensions { .. }
@@ -638,7 +706,9 @@ impl From<Error> for PyErr {
             | Error::SelfOverlapping { .. }
             | Error::BorrowConflict { .. }
             | Error::ViewsAlive { .. }
-            | Error::ExportTaken => PyBufferError::new_err(msg),
+            | Error::ExportTaken
+            | Error::Device { .. }
+            | Error::Interchange { .. } => PyBufferError::new_err(msg),
         }
     }
 }
@@ -646,6 +716,35 @@ impl From<Error> for PyErr {
 impl From<PyErr> for Error {
     fn from(err: PyErr) -> Error {
         Error::Python(err)
+    }
+}
+
+/// The protocol's name, for "expected an object supporting ...".
+fn protocol_name(protocol: Source) -> &'static str {
+    match protocol {
+        Source::BufferProtocol => "the buffer protocol",
+        Source::DLPack => "DLPack",
+        Source::ArrayStruct | Source::ArrayInterface => "the array interface",
+    }
+}
+
+/// The attribute (or slot) an object implements the protocol with.
+fn protocol_attribute(protocol: Source) -> &'static str {
+    match protocol {
+        Source::BufferProtocol => "bf_getbuffer or __buffer__",
+        Source::DLPack => "__dlpack__",
+        Source::ArrayStruct => "__array_struct__",
+        Source::ArrayInterface => "__array_interface__",
+    }
+}
+
+/// What the protocol hands over, for "exported an unusable ...".
+fn protocol_object(protocol: Source) -> &'static str {
+    match protocol {
+        Source::BufferProtocol => "buffer",
+        Source::DLPack => "DLPack tensor",
+        Source::ArrayStruct => "__array_struct__ capsule",
+        Source::ArrayInterface => "__array_interface__",
     }
 }
 

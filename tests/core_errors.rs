@@ -21,7 +21,8 @@ fn not_a_buffer() {
         assert!(matches!(err, Error::NotABuffer { .. }));
         assert_eq!(
             err.to_string(),
-            "expected an object supporting the buffer protocol, got 'int'"
+            "expected an object supporting the buffer protocol, DLPack or the array interface, \
+             got 'int'"
         );
         assert!(PyErr::from(err).is_instance_of::<PyTypeError>(py));
     });

@@ -58,11 +58,19 @@ pub fn sum8(xs: &[f64]) -> f64 {
 /// optimized away.
 #[inline(always)]
 pub fn raw_acquire_release(obj: &Bound<'_, PyAny>) -> *mut std::ffi::c_void {
+    raw_acquire_release_with(obj, ffi::PyBUF_FULL_RO)
+}
+
+/// [`raw_acquire_release`] with the request `flags` (`PyBUF_FULL` is the writable floor).
+#[inline(always)]
+pub fn raw_acquire_release_with(
+    obj: &Bound<'_, PyAny>,
+    flags: std::ffi::c_int,
+) -> *mut std::ffi::c_void {
     let mut view = MaybeUninit::<ffi::Py_buffer>::uninit();
     // SAFETY: `obj` is a live object and this thread is attached (we hold a `Bound`);
     // `view` is writable storage for one `Py_buffer` that does not move until released.
-    let rc =
-        unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_FULL_RO) };
+    let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), flags) };
     assert_eq!(rc, 0, "PyObject_GetBuffer failed");
     // SAFETY: filled by the successful call above, released exactly once, still attached.
     unsafe {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::normal::Normalized;
+use super::normal;
 
 /// Byte order of a multi-byte scalar, resolved to the machine's (never "native").
 ///
@@ -82,6 +82,23 @@ pub enum ScalarKind {
     Bytes(usize),
     /// `'Np'`, a Pascal string of N bytes.
     PascalString(usize),
+    /// bfloat16 (`half::bf16`): the upper half of an IEEE 754 binary32. It has no PEP 3118
+    /// code, so no format string parses to it: only DLPack sources (`kDLBfloat`) produce it.
+    /// pybuf writes it as `'E'` (the type character of `ml_dtypes.bfloat16` in numpy).
+    BF16,
+    /// A DLPack data type that no Rust element type reads (the float8, float6 and float4
+    /// variants, opaque handles, vector types with several lanes, unusual sizes): it matches
+    /// no element type, so acquiring it as `Buffer<T, D>` fails with an element-type error
+    /// that names it. Only DLPack sources produce it, and only for whole-byte items (sub-byte
+    /// items padded to a byte included); its size is `(bits × lanes + 7) / 8` bytes.
+    DLPackOther {
+        /// `DLDataType.code`.
+        code: u8,
+        /// `DLDataType.bits`.
+        bits: u8,
+        /// `DLDataType.lanes`.
+        lanes: u16,
+    },
 }
 
 impl ScalarKind {
@@ -90,12 +107,13 @@ impl ScalarKind {
         use ScalarKind::*;
         match self {
             Bool | Char | I8 | U8 => 1,
-            I16 | U16 | F16 => 2,
+            I16 | U16 | F16 | BF16 => 2,
             I32 | U32 | F32 | ComplexF16 => 4,
             I64 | U64 | F64 | ComplexF32 => 8,
             ComplexF64 => 16,
             Pointer => std::mem::size_of::<usize>(),
             Bytes(n) | PascalString(n) => n,
+            DLPackOther { bits, lanes, .. } => (bits as usize * lanes as usize).div_ceil(8),
         }
     }
 
@@ -128,6 +146,10 @@ impl ScalarKind {
             Pointer => "pointer".into(),
             Bytes(n) => format!("bytes{n}"),
             PascalString(n) => format!("pascal-string{n}"),
+            BF16 => "bfloat16".into(),
+            DLPackOther { code, bits, lanes } => {
+                format!("DLPack type code {code}, {bits} bits, {lanes} lane(s)")
+            }
         }
     }
 
@@ -149,7 +171,13 @@ impl ScalarKind {
             F64 => "f8",
             ComplexF32 => "c8",
             ComplexF64 => "c16",
-            Char | ComplexF16 | Pointer | Bytes(_) | PascalString(_) => return None,
+            Char
+            | ComplexF16
+            | BF16
+            | Pointer
+            | Bytes(_)
+            | PascalString(_)
+            | DLPackOther { .. } => return None,
         })
     }
 
@@ -177,6 +205,8 @@ impl ScalarKind {
             Pointer => "I".into(),
             Bytes(n) => format!("{n}s"),
             PascalString(n) => format!("{n}p"),
+            BF16 => "E".into(),
+            DLPackOther { code, bits, lanes } => format!("dlpack({code},{bits},{lanes})"),
         }
     }
 
@@ -327,6 +357,10 @@ impl ItemLayout {
     /// a struct of identical unnamed fields packed back to back is the array it spells
     /// (`'dd'` is `'2d'`), a one-item array is its item, and `'P'` is the unsigned integer
     /// of pointer width. Field names are compared only where both sides have them.
+    ///
+    /// Each layout is normalized once and the two are compared in one walk, so the time grows
+    /// with the number of nodes `n` of the layouts, as `n log n` at worst, whatever their
+    /// nesting (64 levels of `T{...}` take microseconds).
     pub fn matches(&self, expected: &ItemLayout) -> Result<(), Mismatch> {
         if self.size != expected.size {
             return Err(Mismatch::Layout);
@@ -339,7 +373,7 @@ impl ItemLayout {
         }
         // each side normalized once, then compared in one walk: time proportional to the
         // size of the layouts (see `normal`), whatever their nesting
-        Normalized::new(self).matches(&Normalized::new(expected))
+        normal::matches(self, expected)
     }
 
     /// [`matches`](ItemLayout::matches) against an expected plain scalar, without building its

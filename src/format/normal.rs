@@ -1,9 +1,9 @@
 //! Matching two item layouts in time proportional to their size.
 //!
 //! Equivalent spellings of an item (`'(2,3)d'` and `'6d'`, `'dd'` and `'2d'`, `'T{d}'` and
-//! `'d'`, `'5s'` and `5B`) are reduced to one *normal form* before they are compared. Each
-//! side is normalized once, bottom-up, into an arena ([`Normalized`]); then the two normal
-//! forms are compared by one walk over both ([`Normalized::matches`]).
+//! `'d'`, `'5s'` and `5B`) are reduced to one *normal form* before they are compared. Both
+//! items are normalized once, bottom-up, into one arena ([`Arena`]); then the two normal forms
+//! are compared by one walk over both ([`Arena::compare`]).
 //!
 //! The one step of normalization that compares items is the rule "a struct of identical
 //! unnamed fields packed back to back is an array": it compares every field with the first
@@ -11,14 +11,35 @@
 //! each node of the smaller of the two subtrees at most once, so normalizing an item of `n`
 //! nodes costs `O(n log n)` in the worst case (a node is charged only while its subtree is
 //! at most half of the struct being checked) and `O(n)` for every format seen in practice;
-//! the final comparison is `O(min(n, m))`. (The previous version normalized each level again
+//! the final comparison is `O(min(n, m))`. (The first version normalized each level again
 //! for every comparison above it: `3^depth` steps for `T{T{...T{B}...}}`.)
+//!
+//! The arena is two vectors (nodes, and the fields of all structs), so a match allocates
+//! twice whatever the items.
 
 use super::item::scalar_matches;
 use super::{Field, ItemKind, ItemLayout, Mismatch, Scalar, ScalarKind};
 
-/// Index of a normal form in its arena.
+/// Whether items described by `found` (a buffer's format) can be read as items described by
+/// `expected` (an element type's layout); see [`ItemLayout::matches`].
+pub(super) fn matches(found: &ItemLayout, expected: &ItemLayout) -> Result<(), Mismatch> {
+    let mut arena = Arena {
+        nodes: Vec::with_capacity(16),
+        fields: Vec::with_capacity(16),
+    };
+    arena
+        .nodes
+        .push(Normal::Scalar(Scalar::native(ScalarKind::U8))); // BYTE
+    let found = arena.add(found);
+    let expected = arena.add(expected);
+    arena.compare(found, expected)
+}
+
+/// Index of a normal form in the arena.
 type NodeId = usize;
+
+/// Index of the one `u8` scalar that byte strings are arrays of.
+const BYTE: NodeId = 0;
 
 /// A reference to an item as one occurrence of it: its own size and, if it is written as a
 /// scalar, that scalar (both matter to a comparison before normal forms do), and its normal
@@ -27,7 +48,7 @@ type NodeId = usize;
 struct Item {
     size: usize,
     /// The item's own scalar when it is one, before `'1s'` becomes `u8`: a plain scalar is
-    /// compared with another item's own scalar directly (see [`Normalized::compare`]).
+    /// compared with another item's own scalar directly (see [`Arena::compare`]).
     scalar: Option<Scalar>,
     normal: NodeId,
 }
@@ -40,39 +61,25 @@ struct NormalField<'a> {
 }
 
 /// An item reduced to the form in which equivalent spellings are equal.
-enum Normal<'a> {
+enum Normal {
     Scalar(Scalar),
     /// `count` items back to back (nested sub-arrays multiplied out, `count != 1`).
     Array(usize, Item),
-    /// Fields at offsets, in format order.
-    Struct(Vec<NormalField<'a>>),
+    /// Fields at offsets, in format order: `Arena::fields[start..start + len]`.
+    Struct {
+        start: usize,
+        len: usize,
+    },
 }
 
-/// The normal forms of one item and all its parts.
-pub(super) struct Normalized<'a> {
-    nodes: Vec<Normal<'a>>,
-    root: Item,
+/// The normal forms of two items and all their parts.
+struct Arena<'a> {
+    nodes: Vec<Normal>,
+    fields: Vec<NormalField<'a>>,
 }
 
-/// Index of the one `u8` scalar that byte strings are arrays of, in every arena.
-const BYTE: NodeId = 0;
-
-impl<'a> Normalized<'a> {
-    /// Normalizes `item` and all its parts, each once.
-    pub(super) fn new(item: &'a ItemLayout) -> Normalized<'a> {
-        let mut arena = Normalized {
-            nodes: vec![Normal::Scalar(Scalar::native(ScalarKind::U8))],
-            root: Item {
-                size: 0,
-                scalar: None,
-                normal: BYTE,
-            },
-        };
-        arena.root = arena.add(item);
-        arena
-    }
-
-    fn push(&mut self, normal: Normal<'a>) -> NodeId {
+impl<'a> Arena<'a> {
+    fn push(&mut self, normal: Normal) -> NodeId {
         self.nodes.push(normal);
         self.nodes.len() - 1
     }
@@ -126,83 +133,96 @@ impl<'a> Normalized<'a> {
     }
 
     fn add_struct(&mut self, size: usize, fields: &'a [Field]) -> NodeId {
-        let normal: Vec<NormalField<'a>> = fields
-            .iter()
-            .map(|f| NormalField {
-                name: f.name.as_deref(),
-                offset: f.offset,
-                item: self.add(&f.layout),
-            })
-            .collect();
-        match self.uniform_run(size, &normal) {
+        // the struct's fields take one block; their own parts are added after it
+        let start = self.fields.len();
+        let placeholder = Item {
+            size: 0,
+            scalar: None,
+            normal: BYTE,
+        };
+        self.fields.extend(fields.iter().map(|f| NormalField {
+            name: f.name.as_deref(),
+            offset: f.offset,
+            item: placeholder,
+        }));
+        for (i, f) in fields.iter().enumerate() {
+            let item = self.add(&f.layout);
+            self.fields[start + i].item = item;
+        }
+        let len = fields.len();
+        match self.uniform_run(size, start, len) {
             // a struct of one unnamed field that fills it is that field
-            Some(1) => normal[0].item.normal,
+            Some(1) => self.fields[start].item.normal,
             Some(n) => {
-                let first = normal[0].item;
+                let first = self.fields[start].item;
                 self.push(Normal::Array(n, first))
             }
-            None => self.push(Normal::Struct(normal)),
+            None => self.push(Normal::Struct { start, len }),
         }
     }
 
-    /// If `fields` are unnamed, packed back to back from offset 0, fill `size` exactly and
-    /// each match the first, how many there are.
-    fn uniform_run(&self, size: usize, fields: &[NormalField<'a>]) -> Option<usize> {
+    /// If the `len` fields from `start` are unnamed, packed back to back from offset 0, fill
+    /// `size` exactly and each match the first, how many there are.
+    fn uniform_run(&self, size: usize, start: usize, len: usize) -> Option<usize> {
+        let fields = &self.fields[start..start + len];
         let first = fields.first()?.item;
         let step = first.size;
-        if step == 0 || step.checked_mul(fields.len()) != Some(size) {
+        if step == 0 || step.checked_mul(len) != Some(size) {
             return None;
         }
         let uniform = fields.iter().enumerate().all(|(i, f)| {
-            f.name.is_none() && f.offset == i * step && compare(self, f.item, self, first).is_ok()
+            f.name.is_none() && f.offset == i * step && self.compare(f.item, first).is_ok()
         });
-        uniform.then_some(fields.len())
+        uniform.then_some(len)
     }
 
-    /// Whether items whose normal forms are `self` (a buffer's format) can be read as items
-    /// whose normal forms are `expected` (an element type's layout).
-    pub(super) fn matches(&self, expected: &Normalized<'_>) -> Result<(), Mismatch> {
-        compare(self, self.root, expected, expected.root)
-    }
-}
-
-/// Compares item `f` of arena `fa` (found) with item `e` of arena `ea` (expected). Visits
-/// each pair of corresponding nodes once: arrays are compared through their one element,
-/// structs field by field.
-fn compare(fa: &Normalized<'_>, f: Item, ea: &Normalized<'_>, e: Item) -> Result<(), Mismatch> {
-    if f.size != e.size {
-        return Err(Mismatch::Layout);
-    }
-    // Two items written as scalars compare as written, unless the found one is a byte
-    // string: so 'B' does not match an expected '1s' while '1s' matches an expected 'B' (the
-    // rule of the first version of `matches`, kept so that nothing matches differently).
-    if let (Some(fs), Some(es)) = (f.scalar, e.scalar) {
-        if !matches!(fs.kind, ScalarKind::Bytes(_) | ScalarKind::PascalString(_)) {
-            return scalar_matches(fs, es);
+    /// Compares item `f` (found) with item `e` (expected). Visits each pair of corresponding
+    /// nodes once: arrays are compared through their one element, structs field by field.
+    fn compare(&self, f: Item, e: Item) -> Result<(), Mismatch> {
+        if f.size != e.size {
+            return Err(Mismatch::Layout);
         }
-    }
-    match (&fa.nodes[f.normal], &ea.nodes[e.normal]) {
-        (Normal::Scalar(fs), Normal::Scalar(es)) => scalar_matches(*fs, *es),
-        (Normal::Array(fc, fe), Normal::Array(ec, ee)) if fc == ec => compare(fa, *fe, ea, *ee),
-        (Normal::Struct(ff), Normal::Struct(ef)) if ff.len() == ef.len() => {
-            for (index, (f, e)) in ff.iter().zip(ef).enumerate() {
-                if f.offset != e.offset {
-                    return Err(Mismatch::Layout);
-                }
-                compare(fa, f.item, ea, e.item)?;
-                if let (Some(fname), Some(ename)) = (f.name, e.name) {
-                    if fname != ename {
-                        return Err(Mismatch::FieldName {
-                            index,
-                            expected: ename.to_string(),
-                            found: fname.to_string(),
-                        });
+        // Two items written as scalars compare as written, unless the found one is a byte
+        // string: so 'B' does not match an expected '1s' while '1s' matches an expected 'B'
+        // (the rule of the first version of `matches`, kept so that nothing matches
+        // differently).
+        if let (Some(fs), Some(es)) = (f.scalar, e.scalar) {
+            if !matches!(fs.kind, ScalarKind::Bytes(_) | ScalarKind::PascalString(_)) {
+                return scalar_matches(fs, es);
+            }
+        }
+        match (&self.nodes[f.normal], &self.nodes[e.normal]) {
+            (Normal::Scalar(fs), Normal::Scalar(es)) => scalar_matches(*fs, *es),
+            (Normal::Array(fc, fe), Normal::Array(ec, ee)) if fc == ec => self.compare(*fe, *ee),
+            (
+                &Normal::Struct { start: fs, len },
+                &Normal::Struct {
+                    start: es,
+                    len: elen,
+                },
+            ) if len == elen => {
+                let pairs = self.fields[fs..fs + len]
+                    .iter()
+                    .zip(&self.fields[es..es + len]);
+                for (index, (f, e)) in pairs.enumerate() {
+                    if f.offset != e.offset {
+                        return Err(Mismatch::Layout);
+                    }
+                    self.compare(f.item, e.item)?;
+                    if let (Some(fname), Some(ename)) = (f.name, e.name) {
+                        if fname != ename {
+                            return Err(Mismatch::FieldName {
+                                index,
+                                expected: ename.to_string(),
+                                found: fname.to_string(),
+                            });
+                        }
                     }
                 }
+                Ok(())
             }
-            Ok(())
+            _ => Err(Mismatch::Layout),
         }
-        _ => Err(Mismatch::Layout),
     }
 }
 

@@ -102,8 +102,8 @@ fn collect(item: &ItemLayout, at: usize, out: &mut Vec<Range<usize>>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // lists of byte ranges with one range are meant
 mod tests {
-    #![allow(clippy::single_range_in_vec_init)] // expected range lists of one range
     use super::super::parse;
 
     #[test]

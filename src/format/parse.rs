@@ -217,8 +217,9 @@ fn complex_kind(c: u8) -> Option<ScalarKind> {
 fn natural_align(kind: ScalarKind) -> usize {
     use ScalarKind::*;
     match kind {
-        Bool | Char | I8 | U8 | Bytes(_) | PascalString(_) => 1,
-        I16 | U16 | F16 | ComplexF16 => 2,
+        // (the parser never produces the DLPack-only kinds; they are listed for completeness)
+        Bool | Char | I8 | U8 | Bytes(_) | PascalString(_) | DLPackOther { .. } => 1,
+        I16 | U16 | F16 | BF16 | ComplexF16 => 2,
         I32 | U32 | F32 | ComplexF32 => 4,
         I64 => std::mem::align_of::<i64>(),
         U64 => std::mem::align_of::<u64>(),

@@ -14,7 +14,9 @@
 //! validated by `crate::acquire` and `crate::layout`). The release function is called exactly
 //! once, on a thread attached to the main interpreter, or never (after finalization).
 
+pub(crate) mod array_interface;
 pub(crate) mod buffer_protocol;
+pub(crate) mod dlpack;
 mod names;
 
 use std::mem::ManuallyDrop;
@@ -22,11 +24,11 @@ use std::mem::ManuallyDrop;
 use pyo3::{ffi, prelude::*};
 
 use crate::error::Error;
-use crate::format::FormatError;
+use crate::format::{self, FormatError, ItemLayout};
 use crate::release::{self, ReleaseFn};
 
 use names::ExporterName;
-pub(crate) use names::FormatText;
+pub(crate) use names::{type_name, FormatText};
 
 /// The protocol a buffer was acquired through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +42,24 @@ pub enum Source {
     ArrayStruct,
     /// numpy's array interface in Python (`__array_interface__`).
     ArrayInterface,
+}
+
+/// `Py_buffer.len` for a source that fills the view itself: items × itemsize. A negative or
+/// overflowing shape gives 0, which the shared layout checks never get to compare: they
+/// report the shape first. A byte length beyond `isize::MAX` is the error returned.
+pub(crate) fn byte_len(
+    shape: &[ffi::Py_ssize_t],
+    itemsize: ffi::Py_ssize_t,
+) -> Result<ffi::Py_ssize_t, String> {
+    let items = shape
+        .iter()
+        .try_fold(1isize, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
+    match items {
+        None => Ok(0),
+        Some(items) => items.checked_mul(itemsize).ok_or_else(|| {
+            format!("shape {shape:?} of {itemsize}-byte items holds more than isize::MAX bytes")
+        }),
+    }
 }
 
 /// What is asked of the exporter.
@@ -97,11 +117,81 @@ impl Filled {
         }
     }
 
-    /// Acquires from the first source `obj` supports: the buffer protocol, then (when the
-    /// object has no buffer protocol) the other protocols in the documented order.
+    /// Acquires from the first source `obj` supports: the buffer protocol, then, only when
+    /// the object has no buffer protocol at all, `__dlpack__`, `__array_struct__` and
+    /// `__array_interface__`, in that order. (An object whose buffer protocol refuses the
+    /// request is tried through `__dlpack__` as well.)
     #[inline(always)]
     pub(crate) fn new_any(obj: &Bound<'_, PyAny>, request: Request) -> Result<Filled, Error> {
-        buffer_protocol::acquire(obj, request)
+        match buffer_protocol::acquire(obj, request) {
+            Ok(filled) => Ok(filled),
+            Err(err) => Filled::after_buffer_protocol(obj, request, err),
+        }
+    }
+
+    /// What follows a failed buffer request: the other protocols for an object without the
+    /// buffer protocol, DLPack for one whose buffer protocol refused.
+    #[cold]
+    #[inline(never)]
+    fn after_buffer_protocol(
+        obj: &Bound<'_, PyAny>,
+        request: Request,
+        err: Error,
+    ) -> Result<Filled, Error> {
+        match err {
+            Error::NotABuffer { type_name } => {
+                // A class is never an array, though it has the protocols' attributes (as
+                // descriptors).
+                if obj.is_instance_of::<pyo3::types::PyType>() {
+                    return Err(Error::NotABuffer { type_name });
+                }
+                for source in [Source::DLPack, Source::ArrayStruct, Source::ArrayInterface] {
+                    if let Some(result) = Filled::try_source(obj, source, request) {
+                        return result;
+                    }
+                }
+                Err(Error::NotABuffer { type_name })
+            }
+            // jax refuses buffers of bfloat16, which DLPack carries; when DLPack fails too,
+            // the buffer protocol's refusal is the error
+            refused @ Error::Refused { .. } => match dlpack::acquire(obj, request) {
+                Some(Ok(filled)) => Ok(filled),
+                _ => Err(refused),
+            },
+            err => Err(err),
+        }
+    }
+
+    /// Acquires through one protocol only (the explicit constructors, such as
+    /// `Buffer::from_dlpack`); [`Error::MissingProtocol`] when `obj` does not implement it.
+    pub(crate) fn new_from(
+        obj: &Bound<'_, PyAny>,
+        source: Source,
+        request: Request,
+    ) -> Result<Filled, Error> {
+        Filled::try_source(obj, source, request).unwrap_or_else(|| {
+            Err(Error::MissingProtocol {
+                type_name: type_name(obj),
+                protocol: source,
+            })
+        })
+    }
+
+    /// `None` when `obj` does not implement the protocol at all.
+    fn try_source(
+        obj: &Bound<'_, PyAny>,
+        source: Source,
+        request: Request,
+    ) -> Option<Result<Filled, Error>> {
+        match source {
+            Source::BufferProtocol => match buffer_protocol::acquire(obj, request) {
+                Err(Error::NotABuffer { .. }) => None,
+                result => Some(result),
+            },
+            Source::DLPack => dlpack::acquire(obj, request),
+            Source::ArrayStruct => array_interface::acquire_struct(obj, request),
+            Source::ArrayInterface => array_interface::acquire_dict(obj, request),
+        }
     }
 
     /// The filled `Py_buffer`.
@@ -195,6 +285,18 @@ impl Acquired {
     #[inline]
     pub(crate) fn checked_format(&self) -> Result<&str, FormatError> {
         self.format.checked()
+    }
+
+    /// The item the format describes. Element types without a PEP 3118 code (DLPack's
+    /// bfloat16 and the DLPack types no element reads) have pybuf's own notation, which only a
+    /// DLPack acquisition's format is read in: no exporter's format can produce them.
+    pub(crate) fn parse_item(&self) -> Result<ItemLayout, FormatError> {
+        if self.source() == Source::DLPack {
+            if let Some(scalar) = dlpack::extension_scalar(self.format()) {
+                return Ok(ItemLayout::scalar(scalar, 1));
+            }
+        }
+        self.checked_format().and_then(format::parse)
     }
 
     /// Whether the exporter says the memory is read-only.
