@@ -7,7 +7,7 @@ refuse read-only memory (BufferError).
 """
 
 import sys
-from typing import Any, Literal, Union
+from typing import Any, Literal, Optional, Union
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer
@@ -77,4 +77,70 @@ def frame_scores(frames: Buffer) -> list[float]:
 def parse_frames(data: Buffer) -> list[tuple[int, float, int, int, int]]:
     """Return the packed frame records in raw bytes (bytes, bytearray, mmap, ...) as a list of
     (frame, score, x, y, label) tuples.
+    """
+
+class ExportedBuffer:
+    """Rust-owned memory exported to Python (the class is pybuf.ExportedBuffer): a buffer,
+    a DLPack producer and an array-interface exporter."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def strides(self) -> tuple[int, ...]: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def itemsize(self) -> int: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def views(self) -> int: ...
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def tolist(self) -> Any: ...
+    def __dlpack__(
+        self,
+        *,
+        stream: Optional[Any] = None,
+        max_version: Optional[tuple[int, int]] = None,
+        dl_device: Optional[tuple[int, int]] = None,
+        copy: Optional[bool] = None,
+    ) -> Any: ...
+    def __dlpack_device__(self) -> tuple[int, int]: ...
+
+def export_copy(
+    x: Buffer, writable: bool = False, layout: Literal["C", "F", "reversed", "strided"] = "C"
+) -> ExportedBuffer:
+    """Return a Rust-owned copy of a numeric buffer as a pybuf.ExportedBuffer: same dtype, shape
+    and values, laid out in memory in `layout` order.
+    """
+
+def export_records(
+    kind: Literal["particle", "point", "segment", "packed"],
+    n: int,
+    writable: bool = False,
+    strided: bool = False,
+) -> ExportedBuffer:
+    """Return `n` records of kind 'particle', 'point', 'segment' or 'packed' as a
+    pybuf.ExportedBuffer, with values computed from the index.
+    """
+
+def export_big_endian(values: list[float]) -> ExportedBuffer:
+    """Return float64 values stored big-endian (format '>d') as a pybuf.ExportedBuffer."""
+
+def export_vectors(x: Buffer, writable: bool = False) -> ExportedBuffer:
+    """Return the rows of an N×3 float32 buffer as N items of type [f32; 3] (format '(3)f'), as a
+    pybuf.ExportedBuffer.
+    """
+
+def outer_array(a: Buffer, b: Buffer) -> Any:
+    """Return the outer product of two 1-D float64 buffers as a writable numpy.ndarray that
+    shares Rust-owned memory (numpy is imported at run time).
     """

@@ -305,11 +305,8 @@ impl AnyBuffer {
 
     /// Copies the raw bytes of every item, in C or F order (any layout).
     pub fn to_bytes(&self, order: Order) -> Result<Vec<u8>, Error> {
-        let _borrow = if self.layout.suboffsets.is_some() {
-            borrow::acquire_opaque(self.layout.ptr as usize, Access::Shared)?
-        } else {
-            borrow::acquire(self.layout.region(), Access::Shared)?
-        };
+        // SAFETY: the layout is this handle's, whose buffer stays held while `self` lives.
+        let _borrow = unsafe { borrow::acquire_layout(&self.layout, Access::Shared)? };
         let n = self.layout.len * self.layout.itemsize;
         let mut out = vec![0u8; n];
         // SAFETY: `out` holds every item's bytes, is fresh memory, and the shared borrow keeps

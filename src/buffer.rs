@@ -254,13 +254,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
 
     /// A momentary borrow of all the memory this buffer can touch.
     fn borrow_all(&self, access: Access) -> Result<BorrowToken, Error> {
-        if self.layout.suboffsets.is_some() {
-            // Indirect memory cannot be described by address ranges; key it by the base of
-            // its pointer array (shared by handles of the same exporter memory, unless sliced).
-            borrow::acquire_opaque(self.layout.ptr as usize, access)
-        } else {
-            borrow::acquire(self.layout.region(), access)
-        }
+        // SAFETY: the layout is this handle's, whose buffer stays held while `self` lives.
+        unsafe { borrow::acquire_layout(&self.layout, access) }
     }
 
     fn check_writable(&self) -> Result<(), Error> {
@@ -396,13 +391,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
             let _borrow = self.borrow_all(access)?;
             return Ok(f());
         }
-        let item = borrow::Region {
-            ptr: address as usize,
-            shape: &[],
-            strides: &[],
-            itemsize: self.layout.itemsize,
-        };
-        borrow::with_momentary(item, access, f)
+        borrow::with_item(address as usize, self.layout.itemsize, access, f)
     }
 
     /// Reads the item at `index` (any layout; bounds-checked).

@@ -19,8 +19,12 @@
 //! use pybuf::dlpack::{DLDataType, DLDataTypeCode};
 //! use pybuf::Element;
 //!
-//! let (t, _sub_shape) = DLDataType::of_item(&f32::layout()).unwrap();
+//! let (t, sub_shape) = DLDataType::of_item(&f32::layout()).unwrap();
 //! assert_eq!((t.code, t.bits, t.lanes), (DLDataTypeCode::FLOAT, 32, 1));
+//! assert!(sub_shape.is_empty());
+//! // sub-array items are more axes of their element type
+//! let (t, sub_shape) = DLDataType::of_item(&<[u16; 3]>::layout()).unwrap();
+//! assert_eq!((t.code, t.bits, sub_shape), (DLDataTypeCode::UINT, 16, vec![3]));
 //! // big-endian data, records and byte strings have no DLPack type
 //! assert!(DLDataType::of_item(&pybuf::be::F64::layout()).is_err());
 //! ```

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyImportError, PyIndexError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 use crate::format::{shape_tuple, Endian, FormatError};
@@ -363,6 +363,44 @@ pub enum Error {
     ExportTaken,
     /// A Python exception raised on the way (for example by `numpy` while building a result).
     Python(PyErr),
+    /// The exported element type has no DLPack data type (records, byte strings, data in the
+    /// other byte order), so `__dlpack__` cannot describe it. (`BufferError`, as the array API
+    /// standard asks of producers)
+    DLPackDtype {
+        /// The export's format string.
+        format: String,
+        /// A description of its item (`struct {x: float64 @0, ...}`, `big-endian float64`).
+        item: String,
+        /// Why DLPack cannot describe it.
+        reason: String,
+    },
+    /// A legacy DLPack capsule (`__dlpack__` without `max_version >= (1, 0)`) was asked for
+    /// read-only memory: only versioned capsules can mark memory read-only, so it is refused,
+    /// as numpy does. (`BufferError`)
+    DLPackReadOnly {
+        /// The `max_version` the consumer passed, if any.
+        max_version: Option<(i64, i64)>,
+    },
+    /// `__dlpack__` was asked for a device other than the host (`dl_device`), which the
+    /// memory is not on and cannot be copied to. (`BufferError`)
+    DLPackDevice {
+        /// The requested DLPack device type.
+        device_type: i64,
+        /// The requested device index.
+        device_id: i64,
+    },
+    /// `__dlpack__` got a `stream` other than `None`, which host memory does not have.
+    /// (`ValueError`)
+    DLPackStream {
+        /// `repr()` of the stream argument.
+        stream: String,
+    },
+    /// numpy could not be imported for a result that must be a `numpy.ndarray`.
+    /// (`ImportError`, with numpy's import error as `__cause__`)
+    NumpyUnavailable {
+        /// The import error.
+        cause: PyErr,
+    },
 }
 
 impl fmt::Display for Error {
@@ -590,6 +628,42 @@ impl fmt::Display for Error {
                  (try_into_inner)",
             ),
             Error::Python(err) => write!(f, "{err}"),
+            Error::DLPackDtype {
+                format,
+                item,
+                reason,
+            } => write!(
+                f,
+                "expected elements DLPack can describe (bool, int8..uint64, float16/32/64, \
+                 complex64/128, in native byte order), got format '{format}' ({item}): {reason}"
+            ),
+            Error::DLPackReadOnly { max_version } => write!(
+                f,
+                "expected max_version >= (1, 0) to export read-only memory through DLPack (a \
+                 legacy 'dltensor' capsule cannot mark memory read-only), got max_version={}",
+                match max_version {
+                    Some((major, minor)) => format!("({major}, {minor})"),
+                    None => "None".to_string(),
+                }
+            ),
+            Error::DLPackDevice {
+                device_type,
+                device_id,
+            } => write!(
+                f,
+                "expected dl_device None or (1, 0) (kDLCPU, where the memory is), got \
+                 ({device_type}, {device_id}) ({}); host memory cannot be exported to \
+                 another device",
+                crate::dlpack::DLDeviceType::name(*device_type).unwrap_or("an unknown device type")
+            ),
+            Error::DLPackStream { stream } => write!(
+                f,
+                "expected stream=None for host (kDLCPU) memory, got stream={stream}"
+            ),
+            Error::NumpyUnavailable { cause } => write!(
+                f,
+                "expected numpy to be importable (to return a numpy.ndarray), got {cause}"
+            ),
         }
     }
 }
@@ -666,7 +740,9 @@ impl Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Refused { cause, .. } | Error::Python(cause) => Some(cause),
+            Error::Refused { cause, .. }
+            | Error::Python(cause)
+            | Error::NumpyUnavailable { cause } => Some(cause),
             Error::Format { error, .. } => Some(&**error),
             _ => None,
         }
@@ -693,6 +769,12 @@ impl From<Error> for PyErr {
             Error::LengthMismatch { .. }
             | Error::InvalidValue { .. }
             | Error::ByteLength { .. } => PyValueError::new_err(msg),
+            Error::DLPackStream { .. } => PyValueError::new_err(msg),
+            Error::NumpyUnavailable { cause } => {
+                let new = PyImportError::new_err(msg);
+                pyo3::Python::attach(|py| new.set_cause(py, Some(cause)));
+                new
+            }
             Error::IndexOutOfBounds { .. } => PyIndexError::new_err(msg),
             Error::Python(e) => e,
             Error::ReadOnly { .. }
@@ -708,7 +790,10 @@ impl From<Error> for PyErr {
             | Error::ViewsAlive { .. }
             | Error::ExportTaken
             | Error::Device { .. }
-            | Error::Interchange { .. } => PyBufferError::new_err(msg),
+            | Error::Interchange { .. }
+            | Error::DLPackDtype { .. }
+            | Error::DLPackReadOnly { .. }
+            | Error::DLPackDevice { .. } => PyBufferError::new_err(msg),
         }
     }
 }

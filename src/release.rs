@@ -50,16 +50,64 @@
 //!
 //! ## How "attached" is decided
 //!
-//! Without blocking and without the interpreter lock: the thread is attached when its
-//! current thread state (`PyThreadState_GetUnchecked`) is non-NULL, is the thread state
-//! CPython associates with this OS thread (`PyGILState_GetThisThreadState`; on Python 3.11
-//! the current thread state is global, so this tells "this thread holds the GIL" apart from
-//! "some thread does"), and belongs to the main interpreter. This works the same on
-//! free-threaded builds, where "attached" is per thread. `PyGILState_Check` is not used: it
-//! answers "yes" whenever sub-interpreters exist or the runtime is not initialized. A thread
-//! attached to a sub-interpreter queues the release for the main interpreter, where (as with
-//! PyO3) pybuf's buffers come from. PyO3's `Python::attach` and `try_attach` are never used
-//! on the drop path: they block.
+//! Without blocking and without the interpreter lock, with facts recorded once at the first
+//! acquisition (the main interpreter's address, and whether the runtime keeps the current
+//! thread state per thread):
+//!
+//! - **CPython 3.12 and later** (full API): the current thread state
+//!   (`PyThreadState_GetUnchecked`) is a thread-local there, so it is non-NULL exactly when
+//!   this thread is attached; then its interpreter is compared with the recorded main one. Two
+//!   short calls into the runtime and two loads. The same on free-threaded builds, where
+//!   "attached" is per thread anyway.
+//! - **CPython 3.11** (full API): the current thread state is one global (whichever thread
+//!   holds the GIL), so it must also be the thread state CPython associates with this OS
+//!   thread (`PyGILState_GetThisThreadState`) before its interpreter is compared.
+//! - **Stable ABI** (`Py_LIMITED_API`, pyo3's `abi3-py311` or later): the limited API has no
+//!   getter of the current thread state that tolerates "none" (`PyThreadState_Get` aborts the
+//!   process), and `PyGILState_Check` (not exposed there by pyo3 either) answers "yes" for
+//!   every thread once a sub-interpreter has ever existed. On 3.12+ the runtime's thread-local
+//!   makes `PyThreadState_GetDict()` an exact test (NULL, touching nothing, when this thread
+//!   has no current thread state; this thread's dict otherwise), after which
+//!   `PyInterpreterState_Get()` is safe and is compared with the main interpreter. On **3.11
+//!   under the stable ABI this cannot be decided soundly**: the current thread state is a
+//!   global there, and no limited-API call tells this thread's from another's without either
+//!   aborting or touching the other thread's state. So there every drop is queued (released
+//!   at the next acquisition, flush, pending call or exit), never released at once.
+//!
+//! `PyGILState_Check` is not used: it answers "yes" whenever sub-interpreters exist or the
+//! runtime is not initialized. A thread attached to a sub-interpreter queues the release for
+//! the main interpreter, where (as with PyO3) pybuf's buffers come from; queued releases are
+//! only carried out attached to the main interpreter. PyO3's `Python::attach` and
+//! `try_attach` are never used on the drop path: they block.
+//!
+//! Before initialization no handle exists; after finalization has begun the gate below is
+//! closed and every drop leaks before the check runs, and an attached thread that finds the
+//! runtime no longer initialized leaks too.
+//!
+//! ## Fork
+//!
+//! `fork()` copies the process with only the forking thread. pybuf installs `pthread_atfork`
+//! handlers at the first acquisition (they run for `os.fork()`, `multiprocessing` and any
+//! other `fork()` through libc). Before the fork the forking thread takes the borrow
+//! registry's lock, so the child inherits a consistent table of borrows (the borrows of
+//! vanished threads stay registered there: their guards still exist in the child's memory).
+//! In the child, whatever other threads were doing
+//! inside pybuf is forgotten: the count of threads inside `Py_AddPendingCall` (the atexit
+//! hook would otherwise wait for threads that do not exist), the "pending call scheduled"
+//! flag (a call being added at the fork may not have been), an unfinished registration of the
+//! atexit hook, and the queue's count is recomputed from the queue itself (a drop being queued
+//! at the fork, not yet linked, is leaked in the child, as are releases another thread was
+//! carrying out at that moment). The queue's nodes stay: they are views of objects in the
+//! child's copy of the interpreter, released there as usual. The handlers only do atomic
+//! stores and reads, so they are safe in the child of a multithreaded process.
+//!
+//! The atexit hook waits for threads inside `Py_AddPendingCall` for at most five seconds;
+//! with the fork handler the count always belongs to live threads, each of
+//! which leaves within microseconds unless it is descheduled. Should one still be inside after
+//! the bound, the hook stops waiting and finalization proceeds: that thread's pending call
+//! may then be added while the interpreter shuts down (CPython's own pending-call lock still
+//! orders it against the interpreter's handling of the queue). Never waiting forever is
+//! preferred to a process that cannot exit.
 //!
 //! ## Contrast with `pyo3::buffer::PyBuffer`
 //!
@@ -166,6 +214,18 @@ static HOOK_REGISTERED: AtomicBool = AtomicBool::new(false);
 /// Whether some thread has started registering the atexit hook.
 static SETUP_STARTED: AtomicBool = AtomicBool::new(false);
 
+/// The main interpreter, recorded at the first acquisition attached to it (NULL before: then
+/// no thread counts as attached to it, and drops queue).
+static MAIN_INTERP: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(ptr::null_mut());
+/// Whether the runtime keeps the current thread state in a thread-local (CPython 3.12+),
+/// recorded with `MAIN_INTERP`.
+static THREAD_LOCAL_CURRENT: AtomicBool = AtomicBool::new(false);
+/// Whether the fork handlers are installed.
+static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// How long the atexit hook waits for threads inside `Py_AddPendingCall`.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Releases one acquired `Py_buffer`, from `Drop`: at once when this thread is attached to
 /// the main interpreter, otherwise queued for the next safe point; leaked once interpreter
 /// finalization has begun. Never blocks.
@@ -233,7 +293,8 @@ pub fn pending_releases() -> usize {
 }
 
 /// Whether the current thread is attached to the main interpreter. Never blocks, safe to call
-/// at any time (before initialization, during and after finalization).
+/// at any time (before initialization, during and after finalization). See the module docs.
+#[cfg(not(Py_LIMITED_API))]
 #[inline]
 fn attached_to_main() -> bool {
     // SAFETY: `PyThreadState_GetUnchecked` reads the current thread state (a thread-local on
@@ -244,16 +305,73 @@ fn attached_to_main() -> bool {
     }
     // SAFETY: safe without the lock: it returns NULL when the runtime has no thread-state key,
     // else the value of a thread-specific key.
-    if current != unsafe { ffi::PyGILState_GetThisThreadState() } {
-        // Another thread's state (3.11 keeps one global), or a thread state CPython does not
-        // associate with this thread: not attached as far as we can prove, so queue.
+    if !THREAD_LOCAL_CURRENT.load(Ordering::Relaxed)
+        && current != unsafe { ffi::PyGILState_GetThisThreadState() }
+    {
+        // 3.11 (or not yet recorded): another thread's state (3.11 keeps one global), or a
+        // thread state CPython does not associate with this thread: not attached as far as we
+        // can prove, so queue.
         return false;
     }
-    // SAFETY: `current` is this thread's own live thread state (it is current on this
-    // thread, so it cannot be deleted under us); reading its interpreter is safe.
+    // SAFETY: `current` is this thread's own live thread state (current on this thread:
+    // thread-local on 3.12+, checked against this thread's own above otherwise), so it cannot
+    // be deleted under us; reading its interpreter is safe.
     let interp = unsafe { ffi::PyThreadState_GetInterpreter(current) };
-    // SAFETY: reads the runtime's main-interpreter pointer; safe while attached.
-    interp == unsafe { ffi::PyInterpreterState_Main() }
+    interp == MAIN_INTERP.load(Ordering::Relaxed)
+}
+
+/// Stable-ABI version of the check above (see the module docs: exact on 3.12+, always
+/// "no" on 3.11).
+#[cfg(Py_LIMITED_API)]
+#[inline]
+fn attached_to_main() -> bool {
+    if !THREAD_LOCAL_CURRENT.load(Ordering::Relaxed) {
+        // 3.11: undecidable in the limited API without blocking; queue.
+        return false;
+    }
+    // SAFETY: on 3.12+ the current thread state is a thread-local: with none,
+    // `PyThreadState_GetDict` returns NULL touching nothing; with one, this thread is attached
+    // and the call reads (or creates) its own dict.
+    if unsafe { ffi::PyThreadState_GetDict() }.is_null() {
+        return false;
+    }
+    // SAFETY: attached (above), so the current interpreter exists.
+    let interp = unsafe { ffi::PyInterpreterState_Get() };
+    interp == MAIN_INTERP.load(Ordering::Relaxed)
+}
+
+/// Whether `py`'s thread is attached to the main interpreter (slow paths only).
+fn on_main_interpreter(_py: Python<'_>) -> bool {
+    let main = MAIN_INTERP.load(Ordering::Relaxed);
+    // SAFETY: attached (`_py`), so the current interpreter exists.
+    !main.is_null() && unsafe { ffi::PyInterpreterState_Get() } == main
+}
+
+/// Records the main interpreter and the runtime's kind of current thread state, and installs
+/// the fork handlers, once (attached, at the first acquisitions).
+fn record_runtime(py: Python<'_>) {
+    if MAIN_INTERP.load(Ordering::Relaxed).is_null() {
+        let version = py.version_info();
+        THREAD_LOCAL_CURRENT.store(version >= (3, 12), Ordering::Relaxed);
+        #[cfg(not(Py_LIMITED_API))]
+        // SAFETY: attached; reads the runtime's main-interpreter pointer.
+        let main = unsafe { ffi::PyInterpreterState_Main() };
+        #[cfg(Py_LIMITED_API)]
+        // SAFETY: attached, so the current interpreter exists; only recorded if it is the
+        // main one (ID 0).
+        let main = unsafe {
+            let current = ffi::PyInterpreterState_Get();
+            if ffi::PyInterpreterState_GetID(current) == 0 {
+                current
+            } else {
+                ptr::null_mut()
+            }
+        };
+        MAIN_INTERP.store(main, Ordering::Relaxed);
+    }
+    if !FORK_HANDLERS.swap(true, Ordering::AcqRel) {
+        fork::install();
+    }
 }
 
 fn is_closed() -> bool {
@@ -329,19 +447,23 @@ extern "C" fn pending_call(_arg: *mut c_void) -> c_int {
     // again (all SeqCst, so a pusher that saw `true` pushed before this store, hence before
     // the drain's swap).
     SCHEDULED.store(false, Ordering::SeqCst);
-    if attached_to_main() {
-        // SAFETY: attached to the main interpreter (CPython runs pending calls only there,
-        // and we just checked); the token does not escape this call.
-        let py = unsafe { Python::assume_attached() };
-        drain(py);
-    }
+    // SAFETY: CPython calls pending calls from its evaluation loop, on the main thread, with
+    // the thread attached (holding the GIL); the token does not escape this call. `drain`
+    // checks that the interpreter is the main one before releasing anything.
+    let py = unsafe { Python::assume_attached() };
+    drain(py);
     0
 }
 
 /// Registers the atexit hook once (on the first acquisition).
 fn setup(py: Python<'_>) {
-    if WORK.load(Ordering::Relaxed) & NEEDS_SETUP == 0 || SETUP_STARTED.swap(true, Ordering::AcqRel)
-    {
+    if WORK.load(Ordering::Relaxed) & NEEDS_SETUP == 0 {
+        return;
+    }
+    record_runtime(py);
+    if !on_main_interpreter(py) || SETUP_STARTED.swap(true, Ordering::AcqRel) {
+        // The hook belongs in the main interpreter (and a stable-ABI build records it only
+        // from there): a first acquisition in a sub-interpreter leaves it to a later one.
         return;
     }
     let registered = (|| -> pyo3::PyResult<()> {
@@ -371,10 +493,21 @@ fn setup(py: Python<'_>) {
 /// releases what is queued while the interpreter is still intact.
 fn close(py: Python<'_>) {
     GATE.fetch_or(CLOSED, Ordering::SeqCst);
+    let start = std::time::Instant::now();
+    let mut rounds = 0u32;
     while GATE.load(Ordering::SeqCst) & !CLOSED != 0 {
         // A scheduler is inside `Py_AddPendingCall`, which takes only a short internal lock
-        // that this thread does not hold: it leaves within microseconds.
-        std::thread::yield_now();
+        // that this thread does not hold: it leaves within microseconds unless descheduled.
+        // (After a fork the child handler has reset the count, so it counts live threads.)
+        if start.elapsed() > CLOSE_WAIT {
+            break; // the documented fallback: stop waiting rather than never exit
+        }
+        rounds += 1;
+        if rounds < 1000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
     }
     drain_all(py);
 }
@@ -382,7 +515,7 @@ fn close(py: Python<'_>) {
 /// Carries out every queued release unless finalization has begun.
 fn drain(py: Python<'_>) -> usize {
     // SAFETY: always safe to call.
-    if is_closed() || unsafe { ffi::Py_IsInitialized() } == 0 {
+    if is_closed() || unsafe { ffi::Py_IsInitialized() } == 0 || !on_main_interpreter(py) {
         return 0;
     }
     drain_all(py)
@@ -406,6 +539,75 @@ fn drain_all(_py: Python<'_>) -> usize {
         WORK.fetch_sub(released * COUNT_UNIT, Ordering::SeqCst);
     }
     released
+}
+
+/// The child side of the fork handlers (see the module docs): forgets what threads that do
+/// not exist in the child were doing inside the release machinery. Only atomic operations and
+/// reads of the queue, which no other thread can change here (the child has one thread).
+fn after_fork_child() {
+    GATE.fetch_and(CLOSED, Ordering::SeqCst);
+    SCHEDULED.store(false, Ordering::SeqCst);
+    let mut queued = 0usize;
+    let mut node = HEAD.load(Ordering::SeqCst);
+    while !node.is_null() {
+        queued += 1;
+        // SAFETY: every node in the list was fully written by `enqueue` before the CAS that
+        // linked it, and only a drain frees nodes, after taking them off the list; no other
+        // thread exists in the child to do either.
+        node = unsafe { (*node).next };
+    }
+    let mut setup = WORK.load(Ordering::SeqCst) & NEEDS_SETUP;
+    if setup != 0 {
+        if HOOK_REGISTERED.load(Ordering::SeqCst) {
+            setup = 0; // the registering thread got that far
+        } else {
+            SETUP_STARTED.store(false, Ordering::SeqCst); // let the child register it
+        }
+    }
+    WORK.store(setup | (queued * COUNT_UNIT), Ordering::SeqCst);
+}
+
+/// Installation of the `pthread_atfork` handlers.
+#[cfg(unix)]
+mod fork {
+    use std::ffi::c_int;
+
+    extern "C" {
+        fn pthread_atfork(
+            prepare: Option<extern "C" fn()>,
+            parent: Option<extern "C" fn()>,
+            child: Option<extern "C" fn()>,
+        ) -> c_int;
+    }
+
+    extern "C" fn prepare() {
+        crate::borrow::before_fork();
+    }
+
+    extern "C" fn parent() {
+        crate::borrow::after_fork(false);
+    }
+
+    extern "C" fn child() {
+        crate::borrow::after_fork(true);
+        super::after_fork_child();
+    }
+
+    /// Installs the handlers (once: the caller guarantees it). If libc refuses (out of
+    /// memory), pybuf simply stays as fork-unsafe as it was without them.
+    pub(super) fn install() {
+        // SAFETY: registers three `extern "C" fn()` that never unwind (nothing in them
+        // panics); `pthread_atfork` may be called at any time.
+        unsafe {
+            pthread_atfork(Some(prepare), Some(parent), Some(child));
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod fork {
+    /// No `fork()` here.
+    pub(super) fn install() {}
 }
 
 #[cfg(test)]

@@ -26,12 +26,12 @@
 //!
 //! The Rust doc comments of the functions below are the Python docstrings.
 
-use ndarray::{Array2, Axis, IxDyn, Order, Zip};
+use ndarray::{Array2, ArrayD, Axis, IxDyn, Order, Zip};
 use pybuf::export::{self, Exported};
 use pybuf::num_complex::Complex;
 use pybuf::{
     ndarray, AnyBuffer, Bool, Buffer0, Buffer1, Buffer2, BufferD, BufferMut1, BufferMutD, Element,
-    ElementKind, Error,
+    ElementKind, Error, ExportedBuffer,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -275,6 +275,255 @@ fn parse_frames(data: AnyBuffer) -> PyResult<Vec<FrameTuple>> {
     Ok(frames.with(|v| v.iter().map(|f| f.to_tuple()).collect())?)
 }
 
+// ---- Returning arrays: exports of every element type and layout ---------------------------
+
+/// Copies a buffer's elements (C order) into an owned array of its shape.
+fn owned_copy<T: Element>(any: AnyBuffer) -> PyResult<ArrayD<T>> {
+    let shape = any.shape().to_vec();
+    let values = any.typed::<T, IxDyn>()?.to_vec()?;
+    ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The same values (logical order) laid out in memory as `layout` says.
+fn relaid<T: Element>(array: ArrayD<T>, layout: &str) -> PyResult<ArrayD<T>> {
+    Ok(match layout {
+        "C" => array,
+        // Fortran order: the C-order copy of the transposed array, transposed back
+        "F" => array
+            .reversed_axes()
+            .as_standard_layout()
+            .into_owned()
+            .reversed_axes(),
+        // every axis reversed in memory, so every stride is negative (length > 1)
+        "reversed" => {
+            let mut flipped = array;
+            for axis in 0..flipped.ndim() {
+                flipped.invert_axis(Axis(axis));
+            }
+            let mut stored = flipped.as_standard_layout().into_owned();
+            for axis in 0..stored.ndim() {
+                stored.invert_axis(Axis(axis));
+            }
+            stored
+        }
+        // every other element of an array twice as long on each axis: the owner keeps the
+        // elements in between, which the export does not show
+        "strided" => {
+            let Some(&fill) = array.iter().next() else {
+                return Ok(array);
+            };
+            let big: Vec<usize> = array.shape().iter().map(|&d| 2 * d).collect();
+            let mut storage = ArrayD::from_elem(IxDyn(&big), fill);
+            storage
+                .slice_each_axis_mut(|_| ndarray::Slice::new(0, None, 2))
+                .assign(&array);
+            storage.slice_each_axis_inplace(|_| ndarray::Slice::new(0, None, 2));
+            storage
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "expected layout 'C', 'F', 'reversed' or 'strided', got '{other}'"
+            )))
+        }
+    })
+}
+
+fn exported<T: Element>(
+    py: Python<'_>,
+    any: AnyBuffer,
+    writable: bool,
+    layout: &str,
+) -> PyResult<Py<ExportedBuffer>> {
+    let array = relaid(owned_copy::<T>(any)?, layout)?;
+    let result = if writable {
+        export::from_array_mut(py, array)
+    } else {
+        export::from_array(py, array)
+    };
+    Ok(result?.unbind())
+}
+
+/// Return a Rust-owned copy of a numeric buffer as a pybuf.ExportedBuffer: same dtype, shape
+/// and values, laid out in memory in `layout` order.
+///
+/// `layout` is 'C', 'F', 'reversed' (every stride negative) or 'strided' (every other element
+/// of a larger Rust array on each axis). `writable` makes consumers' views writable.
+#[pyfunction]
+#[pyo3(signature = (x, writable = false, layout = "C"))]
+fn export_copy(x: &Bound<'_, PyAny>, writable: bool, layout: &str) -> PyResult<Py<ExportedBuffer>> {
+    let py = x.py();
+    let any = AnyBuffer::get(x)?;
+    match any.element_kind() {
+        ElementKind::Bool => exported::<bool>(py, any, writable, layout),
+        ElementKind::I8 => exported::<i8>(py, any, writable, layout),
+        ElementKind::U8 => exported::<u8>(py, any, writable, layout),
+        ElementKind::I16 => exported::<i16>(py, any, writable, layout),
+        ElementKind::U16 => exported::<u16>(py, any, writable, layout),
+        ElementKind::I32 => exported::<i32>(py, any, writable, layout),
+        ElementKind::U32 => exported::<u32>(py, any, writable, layout),
+        ElementKind::I64 => exported::<i64>(py, any, writable, layout),
+        ElementKind::U64 => exported::<u64>(py, any, writable, layout),
+        ElementKind::F16 => exported::<pybuf::half::f16>(py, any, writable, layout),
+        ElementKind::F32 => exported::<f32>(py, any, writable, layout),
+        ElementKind::F64 => exported::<f64>(py, any, writable, layout),
+        ElementKind::ComplexF32 => exported::<Complex<f32>>(py, any, writable, layout),
+        ElementKind::ComplexF64 => exported::<Complex<f64>>(py, any, writable, layout),
+        _ => Err(any
+            .unsupported_element(&["numbers (bool, int8..uint64, float16..float64, complex64/128)"])
+            .into()),
+    }
+}
+
+/// A particle: numpy's `dtype([('id', 'u4'), ('pos', 'f4', (3,)), ('alive', '?')],
+/// align=True)`, 20 bytes with 3 bytes of trailing padding.
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C)]
+struct Particle {
+    id: u32,
+    pos: [f32; 3],
+    alive: bool,
+}
+
+/// A segment of two points and a tag: a record holding records, with padding after `tag`.
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C)]
+struct Segment {
+    tag: u8,
+    a: Point,
+    b: Point,
+}
+
+/// A packed record: numpy's `dtype([('frame', 'u4'), ('score', 'f8'), ('label', 'u1')])`.
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C, packed)]
+struct Packed {
+    frame: u32,
+    score: f64,
+    label: u8,
+}
+
+fn records<T: Element>(
+    py: Python<'_>,
+    n: usize,
+    make: impl Fn(usize) -> T,
+    writable: bool,
+    strided: bool,
+) -> PyResult<Py<ExportedBuffer>> {
+    // strided: every other record of twice as many, so the owner keeps records (and their
+    // padding) that the export does not show
+    let step = if strided { 2 } else { 1 };
+    let mut array = ndarray::Array1::from_iter((0..n * step).map(&make));
+    if strided {
+        array.slice_axis_inplace(Axis(0), ndarray::Slice::new(0, None, 2));
+    }
+    let result = if writable {
+        export::from_array_mut(py, array)
+    } else {
+        export::from_array(py, array)
+    };
+    Ok(result?.unbind())
+}
+
+/// Return `n` records of kind 'particle', 'point', 'segment' or 'packed' as a
+/// pybuf.ExportedBuffer, with values computed from the index.
+///
+/// `strided` exports every other record of a Rust array twice as long.
+#[pyfunction]
+#[pyo3(signature = (kind, n, writable = false, strided = false))]
+fn export_records(
+    py: Python<'_>,
+    kind: &str,
+    n: usize,
+    writable: bool,
+    strided: bool,
+) -> PyResult<Py<ExportedBuffer>> {
+    let point = |i: usize| Point {
+        x: i as f64 + 0.5,
+        y: -(i as f64),
+    };
+    match kind {
+        "particle" => records(
+            py,
+            n,
+            |i| Particle {
+                id: i as u32 * 7,
+                pos: [i as f32, 0.25, -(i as f32)],
+                alive: i % 2 == 0,
+            },
+            writable,
+            strided,
+        ),
+        "point" => records(py, n, point, writable, strided),
+        "segment" => records(
+            py,
+            n,
+            |i| Segment {
+                tag: i as u8,
+                a: point(i),
+                b: point(i + 1),
+            },
+            writable,
+            strided,
+        ),
+        "packed" => records(
+            py,
+            n,
+            |i| Packed {
+                frame: i as u32,
+                score: i as f64 / 4.0,
+                label: (i % 256) as u8,
+            },
+            writable,
+            strided,
+        ),
+        other => Err(PyValueError::new_err(format!(
+            "expected kind 'particle', 'point', 'segment' or 'packed', got '{other}'"
+        ))),
+    }
+}
+
+/// Return float64 values stored big-endian (format '>d') as a pybuf.ExportedBuffer.
+#[pyfunction]
+fn export_big_endian(py: Python<'_>, values: Vec<f64>) -> PyResult<Py<ExportedBuffer>> {
+    let data: Vec<pybuf::be::F64> = values.into_iter().map(pybuf::be::F64::new).collect();
+    Ok(export::from_vec(py, data)?.unbind())
+}
+
+/// Return the rows of an N×3 float32 buffer as N items of type [f32; 3] (format '(3)f'), as a
+/// pybuf.ExportedBuffer.
+#[pyfunction]
+#[pyo3(signature = (x, writable = false))]
+fn export_vectors(py: Python<'_>, x: Buffer2<f32>, writable: bool) -> PyResult<Py<ExportedBuffer>> {
+    if x.shape()[1] != 3 {
+        return Err(PyValueError::new_err(format!(
+            "expected 3 columns, got {}",
+            x.shape()[1]
+        )));
+    }
+    let flat = x.to_vec()?;
+    let rows: Vec<[f32; 3]> = flat.chunks_exact(3).map(|r| [r[0], r[1], r[2]]).collect();
+    let result = if writable {
+        export::from_vec_mut(py, rows)
+    } else {
+        export::from_vec(py, rows)
+    };
+    Ok(result?.unbind())
+}
+
+/// Return the outer product of two 1-D float64 buffers as a writable numpy.ndarray that
+/// shares Rust-owned memory (numpy is imported at run time).
+#[pyfunction]
+fn outer_array<'py>(
+    py: Python<'py>,
+    a: Buffer1<f64>,
+    b: Buffer1<f64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (a, b) = (a.read()?, b.read()?);
+    let (a, b) = (a.view(), b.view());
+    let product = py.detach(|| &a.insert_axis(Axis(1)) * &b);
+    Ok(export::from_array_mut(py, product)?.to_numpy(py)?)
+}
+
 /// Functions that take arrays from Python through the buffer protocol, built on pybuf.
 #[pymodule]
 mod pybuf_testmod {
@@ -285,4 +534,8 @@ mod pybuf_testmod {
     };
     #[pymodule_export]
     use super::{count_true, frame_scores, gray, mean, parse_frames};
+    #[pymodule_export]
+    use super::{export_big_endian, export_copy, export_records, export_vectors, outer_array};
+    #[pymodule_export]
+    use pybuf::ExportedBuffer;
 }

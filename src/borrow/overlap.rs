@@ -156,17 +156,6 @@ impl Norm {
             wild: true,
         }
     }
-
-    /// A single byte (used for opaque keys).
-    pub(crate) fn point(addr: u64) -> Norm {
-        Norm {
-            first: addr,
-            last: addr,
-            itemsize: 1,
-            dims: Dims::default(),
-            wild: false,
-        }
-    }
 }
 
 /// Canonical form of a region's byte set; `None` when it touches no byte (a zero-length

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
 use super::overlap::{internal_overlap, norm_overlap, normalize, Answer, Norm, MAX_WORK};
-use super::registry::{Kind, Registry};
+use super::registry::Registry;
 use super::*;
 use crate::error::{Access, Error};
 
@@ -164,25 +164,6 @@ fn zero_and_negative_strides() {
 }
 
 #[test]
-fn opaque_keys() {
-    let key = window(6);
-    let a = acquire_opaque(key, Access::Exclusive).unwrap();
-    assert_eq!(
-        conflict(acquire_opaque(key, Access::Shared)),
-        (Access::Shared, Access::Exclusive)
-    );
-    let other = acquire_opaque(key + 1, Access::Exclusive).unwrap();
-    // opaque borrows do not meet address borrows (the documented limitation)
-    let addr = acquire(region(key, &[8], &[1], 1), Access::Exclusive).unwrap();
-    drop((a, other, addr));
-    let s1 = acquire_opaque(key, Access::Shared).unwrap();
-    let s2 = acquire_opaque(key, Access::Shared).unwrap();
-    assert!(acquire_opaque(key, Access::Exclusive).is_err());
-    drop((s1, s2));
-    drop(acquire_opaque(key, Access::Exclusive).unwrap());
-}
-
-#[test]
 fn internal_overlap_cases() {
     let p = window(7);
     let yes = |shape: &[usize], strides: &[isize], itemsize| {
@@ -229,11 +210,9 @@ fn wild_and_overflowing_regions_are_conservative() {
     assert!(huge.wild);
     // none of it panics in a local registry, and wild regions conflict with anything
     let mut reg = Registry::new();
-    let a = reg
-        .insert(any, Kind::Address, Access::Exclusive, MAX_WORK)
-        .unwrap();
+    let a = reg.insert(any, Access::Exclusive, MAX_WORK).unwrap();
     assert_eq!(
-        reg.insert(huge, Kind::Address, Access::Shared, MAX_WORK),
+        reg.insert(huge, Access::Shared, MAX_WORK),
         Err(Access::Exclusive)
     );
     assert!(reg.remove(a).is_some());
@@ -442,7 +421,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// A local registry accepts an acquisition exactly when no live borrow conflicts with it
-    /// (brute-force byte sets), and keeps its treap invariants.
+    /// (brute-force byte sets), and keeps its bucket invariants.
     #[test]
     fn registry_matches_model(ops in vec(op_strategy(), 1..80)) {
         let mut reg = Registry::new();
@@ -458,7 +437,7 @@ proptest! {
                     match r.norm() {
                         None => prop_assert!(bytes.is_empty()),
                         Some(n) => {
-                            let got = reg.insert(n, Kind::Address, access, u32::MAX);
+                            let got = reg.insert(n, access, u32::MAX);
                             match (got, blocker) {
                                 (Ok(slot), None) => live.push((slot, bytes, excl)),
                                 (Err(_), Some(_)) => {}
@@ -486,13 +465,11 @@ fn registry_stays_balanced() {
     let slots: Vec<u32> = (0..20_000u64)
         .map(|i| {
             let n = normalize((1 << 30) + 64 * i as usize, &[8], &[8], 8).unwrap();
-            reg.insert(n, Kind::Address, Access::Exclusive, MAX_WORK)
-                .unwrap()
+            reg.insert(n, Access::Exclusive, MAX_WORK).unwrap()
         })
         .collect();
     reg.check_invariants();
-    // insertion in address order would make an unbalanced tree a list; recursion depth and
-    // time stay small because the treap is balanced in expectation
+    // insertion in address order: buckets and class lists stay consistent
     for s in slots.iter().step_by(2) {
         reg.remove(*s).unwrap();
     }
@@ -860,9 +837,7 @@ fn timing() {
     let mut local = Registry::new();
     let local_only = ns_per(iters, || {
         let n = normalize(std::hint::black_box(p), &shape, &strides, 8).unwrap();
-        let slot = local
-            .insert(n, Kind::Address, Access::Exclusive, MAX_WORK)
-            .unwrap();
+        let slot = local.insert(n, Access::Exclusive, MAX_WORK).unwrap();
         drop(std::hint::black_box(local.remove(slot)));
     });
     for (what, (wall, cpu)) in [

@@ -32,6 +32,30 @@ fn contiguous<'a>(
     true
 }
 
+/// The bytes the elements occupy, from the lowest to the end of the highest: `(low, len)`,
+/// where `low` (≤ 0) is the offset of the lowest byte from the first element. `(0, 0)` when
+/// there are no elements.
+///
+/// The layouts given here come from a Rust allocation (an export's checked layout), so
+/// `(len - 1) * stride` summed over the axes stays within `isize`; the arithmetic saturates
+/// rather than wraps should it ever not.
+pub(crate) fn span(shape: &[isize], strides: &[isize], itemsize: usize) -> (isize, usize) {
+    if shape.contains(&0) {
+        return (0, 0);
+    }
+    let (mut low, mut high) = (0isize, 0isize);
+    for (&len, &stride) in shape.iter().zip(strides) {
+        let extent = (len - 1).saturating_mul(stride);
+        if extent < 0 {
+            low = low.saturating_add(extent);
+        } else {
+            high = high.saturating_add(extent);
+        }
+    }
+    let len = high.saturating_sub(low).saturating_add(itemsize as isize);
+    (low, len as usize)
+}
+
 /// Calls `f(position, byte_offset)` for every element, in logical C order. `byte_offset` is
 /// relative to the first element.
 pub(crate) fn for_each_offset(shape: &[isize], strides: &[isize], mut f: impl FnMut(usize, isize)) {
@@ -137,6 +161,23 @@ mod tests {
         let mut none = 0;
         for_each_offset(&[3, 0], &[8, 8], |_, _| none += 1);
         assert_eq!(none, 0);
+    }
+
+    #[test]
+    fn span_covers_every_element() {
+        assert_eq!(span(&[3], &[8], 8), (0, 24));
+        assert_eq!(span(&[3], &[-8], 8), (-16, 24));
+        assert_eq!(span(&[2, 3], &[48, 16], 8), (0, 48 + 32 + 8));
+        assert_eq!(span(&[2, 3], &[-48, 16], 8), (-48, 48 + 32 + 8));
+        assert_eq!(span(&[], &[], 4), (0, 4));
+        assert_eq!(span(&[4, 0], &[8, 8], 8), (0, 0));
+        // the span from the lowest element reaches exactly the end of the highest
+        let (shape, strides) = ([3isize, 2], [-16isize, 56]);
+        let (low, len) = span(&shape, &strides, 8);
+        let mut offsets = Vec::new();
+        for_each_offset(&shape, &strides, |_, o| offsets.push(o));
+        assert_eq!(*offsets.iter().min().unwrap(), low);
+        assert_eq!(*offsets.iter().max().unwrap() + 8, low + len as isize);
     }
 
     #[test]

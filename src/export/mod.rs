@@ -1,5 +1,7 @@
-//! Export of Rust memory to Python as a buffer: `numpy.asarray(x)`, `memoryview(x)`,
-//! `bytes(x)` and every other consumer of the buffer protocol read it without a copy.
+//! Export of Rust memory to Python: `numpy.asarray(x)`, `memoryview(x)`, `bytes(x)` and every
+//! other consumer of the buffer protocol read it without a copy, and so do DLPack consumers
+//! (`numpy.from_dlpack(x)`, `jax.numpy.from_dlpack(x)`, ...) and those of numpy's array
+//! interface.
 //!
 //! One safe call turns a `Vec<T>`, a `Box<[T]>`, an [`ndarray::Array`] of any dimension and
 //! layout (C or Fortran order, transposed, sliced with steps, negative strides, 0-d) or a
@@ -47,11 +49,90 @@
 //!
 //! Writable exports of types with invalid bit patterns (`bool`, records holding one) are
 //! validated before Rust sees the data again ([`Error::InvalidValue`] if Python wrote, say, a
-//! `2` into a `bool`). Struct padding bytes are zeroed at export, so Python never reads
-//! uninitialized memory.
+//! `2` into a `bool`). Struct padding bytes are zeroed at export (those of the elements a
+//! strided array hides too), so Python never reads uninitialized memory.
+//!
+//! A "view" above is anything a consumer holds on the memory: a buffer-protocol view (a
+//! `memoryview`, a numpy array made by `numpy.asarray`), a DLPack tensor whose deleter has not
+//! run, or an array-interface pin (below). [`Exported::view_count`] and the Python attribute
+//! `views` count them all.
+//!
+//! # In Python
+//!
+//! Besides the buffer protocol, a `pybuf.ExportedBuffer` has what a user expects of a returned
+//! array, without pybuf depending on numpy:
+//!
+//! | | |
+//! |---|---|
+//! | `shape`, `strides`, `format`, `itemsize`, `ndim`, `nbytes`, `readonly` | as `memoryview(x)` has them (tuples; strides in bytes) |
+//! | `len(x)` | the first dimension; `TypeError` for 0-d, as numpy |
+//! | `x.tolist()` | numpy's `np.asarray(x).tolist()`: `int`, `float`, `complex`, `bool`, `bytes`; nested lists; tuples for records (a sub-array *field* is a list, where numpy gives an array) |
+//! | `repr(x)` | `pybuf.ExportedBuffer([[0.0, 1.0], [2.0, 3.0]], dtype=float64, shape=(2, 2), readonly)`, summarized beyond 1000 elements |
+//! | `x.views` | the live views |
+//! | `x.__array_interface__` | numpy's array interface, version 3 |
+//! | `x.__dlpack__(...)`, `x.__dlpack_device__()` | DLPack |
+//!
+//! [`Exported::to_numpy`] returns a real `numpy.ndarray` on the memory, importing numpy when
+//! it is called ([`Error::NumpyUnavailable`] without it).
+//!
+//! # DLPack
+//!
+//! `x.__dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None)` follows the
+//! Python array API standard. A consumer that passes `max_version=(1, n)` or later gets a
+//! versioned capsule (`"dltensor_versioned"`, DLPack 1.0 or 1.1, the `READ_ONLY` flag set for
+//! read-only exports); any other gets a legacy capsule (`"dltensor"`), which cannot say
+//! "read-only", so read-only memory is refused there ([`Error::DLPackReadOnly`], as numpy
+//! does; jax asks for legacy capsules). `stream` must be `None` (host memory has none,
+//! [`Error::DLPackStream`]); `dl_device` must be `None` or `(1, 0)`, the host
+//! ([`Error::DLPackDevice`]); `copy=True` hands the consumer a C-order copy it owns
+//! (`IS_COPIED`, writable). Sub-array items become trailing axes (`[f32; 3]` items are an
+//! `(n, 3)` float32 tensor); records, byte strings and data in the other byte order have no
+//! DLPack type ([`Error::DLPackDtype`]). Strides are exact (any order, negative, 0-d, empty);
+//! `byte_offset` is 0, and the data address is that of the first element, as numpy does.
+//!
+//! The memory stays alive and counted as a view until the consumer calls the tensor's deleter
+//! (or the capsule, never consumed, is destroyed). The capsule holds no reference to the
+//! Python object, only to the export's data and bookkeeping: the deleter never touches the
+//! interpreter and only takes the export's own lock for a decrement, so consumers may call it
+//! from any thread, with or without the interpreter, even after the Python object is gone (it
+//! then frees the data). The C structures are in [`crate::dlpack`].
+//!
+//! ```
+//! use pyo3::prelude::*;
+//!
+//! Python::attach(|py| -> PyResult<()> {
+//!     let x = pybuf::export::from_vec_mut(py, vec![1.0f32, 2.0, 3.0])?;
+//!     let a = py.import("numpy")?.call_method1("from_dlpack", (&x,))?; // no copy
+//!     a.set_item(0, 10.0)?;
+//!     assert_eq!(x.view_count(), 1); // until numpy calls the deleter
+//!     drop(a);
+//!     assert_eq!(x.try_into_inner()?, [10.0, 2.0, 3.0]);
+//!     Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # The array interface
+//!
+//! `x.__array_interface__` is what numpy's own `__array_interface__` of `np.asarray(x)` is
+//! (`shape`, `strides` — `None` when C-contiguous —, `typestr`, `descr`, `version` 3), except
+//! for `data`. A consumer of the interface keeps a reference to an object and never says when
+//! it is done with the address: numpy keeps the `data` object as its array's base when `data`
+//! is a buffer object, and the object it read the attribute from when `data` is an `(address,
+//! readonly)` tuple. With a tuple, nothing would stop Rust from taking the data back under such
+//! an array. So `data` is a new `pybuf.ExportPin` on each access, with `offset` to the first
+//! element: the pin is counted as a view for as long as it lives — from the attribute access
+//! until the dict and every array numpy built from it are gone — and its buffer is the bytes
+//! from the lowest to the highest element. It is writable when the export is, except when
+//! those bytes include elements the export does not show (a strided array) of a type with
+//! invalid bit patterns, which Rust would never validate.
 
+mod dlpack;
+mod interface;
 mod layout;
+mod numpy;
 mod object;
+mod values;
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -161,6 +242,36 @@ impl<S: ExportSource> Exported<S> {
     /// new views.
     pub fn with_inner<R>(&self, f: impl FnOnce(S::View<'_>) -> R) -> Result<R, Error> {
         self.get().with_owner(|owner| f(S::view(owner)))
+    }
+
+    /// Returns a `numpy.ndarray` that shares the memory, for a `#[pyfunction]` that wants to
+    /// return a real numpy array. numpy is imported at run time (pybuf does not depend on
+    /// it); the array reads the memory through the buffer protocol and holds a view until it
+    /// is garbage collected, so [`try_into_inner`](Exported::try_into_inner) waits for it.
+    ///
+    /// ```
+    /// use pyo3::prelude::*;
+    ///
+    /// Python::attach(|py| -> Result<(), pybuf::Error> {
+    ///     let x = pybuf::export::from_vec_mut(py, vec![1.0f64, 2.0, 3.0])?;
+    ///     let a = x.to_numpy(py)?; // numpy.ndarray, no copy
+    ///     assert_eq!(a.getattr("dtype")?.str()?.to_cow()?, "float64");
+    ///     a.set_item(0, 10.0)?;
+    ///     assert!(x.try_into_inner().is_err()); // the array still uses the memory
+    ///     drop(a);
+    ///     assert_eq!(x.try_into_inner()?, [10.0, 2.0, 3.0]);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NumpyUnavailable`] when numpy is not installed (`ImportError` in Python);
+    /// [`Error::Python`] when numpy refuses the buffer (complex32 items, which numpy has no
+    /// dtype for) or the data was taken back.
+    pub fn to_numpy<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyAny>, Error> {
+        ExportedBuffer::to_numpy(self.bind(py))
     }
 }
 
@@ -284,15 +395,23 @@ fn export_elements<T: Element>(
     } else {
         strides
     };
-    let layout = Layout::new(ptr.cast(), shape, &strides, itemsize, item.to_format())?;
+    let layout = Layout::new(ptr.cast(), shape, &strides, item.clone())?;
     let padding = layout::padding_ranges(&item);
     if !padding.is_empty() {
-        layout::for_each_offset(&layout.shape, &layout.strides, |_, offset| {
+        // Every item slot between the lowest and the highest element, not only the visible
+        // ones: the array-interface pin exports that whole span as bytes, so the padding of
+        // elements a sliced array hides must be initialized too.
+        let (low, span) = layout::span(&layout.shape, &layout.strides, itemsize);
+        for slot in 0..span / itemsize {
+            let offset = low + (slot * itemsize) as isize;
             for &(start, end) in &padding {
-                // SAFETY: `offset` is the byte offset of an element of the owner's memory, which
-                // nothing else references yet (the owner was just moved in, no view exists);
-                // `start..end` lies inside the item. Writing bytes to padding keeps every
-                // value valid.
+                // SAFETY: every slot of the span is an element of the owner's storage: a
+                // `Vec` is contiguous, and an ndarray's storage is one contiguous `Vec<T>`
+                // holding every visible element, so all item slots between the lowest and the
+                // highest of them (strides are multiples of the item size) are its elements.
+                // Nothing else references the storage yet (the owner was just moved in, no
+                // view exists). `start..end` lies inside the item; writing bytes to padding
+                // keeps every value valid.
                 unsafe {
                     std::ptr::write_bytes(
                         ptr.cast::<u8>().offset(offset).add(start),
@@ -301,7 +420,7 @@ fn export_elements<T: Element>(
                     )
                 };
             }
-        });
+        }
     }
     Ok(ExportedBuffer::new(
         owner,
@@ -408,7 +527,7 @@ impl ExportSource for bytes::Bytes {
         // `Bytes` is shared and immutable: never writable (it is not a `WritableSource`).
         let ptr = self.as_ptr().cast_mut();
         let len = self.len();
-        let layout = Layout::new(ptr, &[len], &[1], 1, "B".to_string())?;
+        let layout = Layout::new(ptr, &[len], &[1], u8::layout())?;
         Ok(ExportedBuffer::new(Box::new(self), layout, false, None))
     }
 

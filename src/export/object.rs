@@ -1,16 +1,18 @@
-//! The Python type `pybuf.ExportedBuffer`: Rust-owned memory behind the buffer protocol.
+//! The Python type `pybuf.ExportedBuffer`: Rust-owned memory behind the buffer protocol,
+//! DLPack and the array interface.
 
 use std::any::Any;
 use std::ffi::{c_int, CString};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use pyo3::exceptions::PyBufferError;
+use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict, PyTuple};
 use pyo3::{ffi, PyErr};
 
 use super::layout;
 use crate::error::{Access, Error};
-use crate::format::shape_tuple;
+use crate::format::{shape_tuple, ItemLayout};
 
 /// The Python type name, for messages.
 pub(crate) const TYPE_NAME: &str = "pybuf.ExportedBuffer";
@@ -22,11 +24,11 @@ pub(crate) type Owner = Box<dyn Any + Send>;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DataPtr(pub(crate) *mut u8);
 
-// SAFETY: the pointer addresses heap memory owned by the `Owner` stored next to it in the same
-// `ExportedBuffer` (moving the owner between threads does not move its heap data, and the
-// owner is `Send`). Every access through it is synchronized by `ExportedBuffer::state`: Rust
-// reads happen only while no writable view exists and no writable view can be created, and
-// the owner is handed back only when no view exists at all.
+// SAFETY: the pointer addresses heap memory owned by the `Owner` in the `Shared` state of the
+// same export (moving the owner between threads does not move its heap data, and the owner is
+// `Send`). Every access through it is synchronized by that state's lock: Rust reads through
+// references happen only while no writable view exists and no writable view can be created,
+// and the owner is handed back only when no view exists at all.
 unsafe impl Send for DataPtr {}
 // SAFETY: as above; the pointer itself is never written after construction.
 unsafe impl Sync for DataPtr {}
@@ -42,19 +44,22 @@ pub(crate) struct Layout {
     /// `product(shape) * itemsize`.
     pub(crate) nbytes: usize,
     pub(crate) format: CString,
+    /// What one item is (the format, parsed).
+    pub(crate) item: ItemLayout,
     pub(crate) c_contiguous: bool,
     pub(crate) f_contiguous: bool,
 }
 
 impl Layout {
-    /// Checks and completes a layout. `strides` are in bytes.
+    /// Checks and completes a layout of items described by `item`. `strides` are in bytes.
     pub(crate) fn new(
         ptr: *mut u8,
         shape: &[usize],
         strides: &[isize],
-        itemsize: usize,
-        format: String,
+        item: ItemLayout,
     ) -> Result<Layout, Error> {
+        let itemsize = item.size;
+        let format = item.to_format();
         let invalid = |reason: String| Error::InvalidLayout {
             type_name: TYPE_NAME.to_string(),
             reason,
@@ -92,6 +97,7 @@ impl Layout {
             itemsize,
             nbytes,
             format,
+            item,
             c_contiguous,
             f_contiguous,
         })
@@ -106,29 +112,69 @@ pub(crate) struct Validity {
 }
 
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     /// `None` once Rust took the data back.
     owner: Option<Owner>,
-    /// Live Python views (successful `__getbuffer__` not yet released).
+    /// Live views of the memory: buffer-protocol views (successful `__getbuffer__` not yet
+    /// released), DLPack tensors whose deleter has not run, array-interface pins.
     views: usize,
-    /// Live Rust-side reads (`Exported::with_inner`).
+    /// Live Rust-side reads (`Exported::with_inner`, `tolist`, `repr`, DLPack copies).
     rust_readers: usize,
     /// A writable view was handed out since the contents were last validated.
     dirty: bool,
 }
 
-/// Rust-owned memory exported to Python through the buffer protocol.
+/// The bookkeeping of an export and the data it owns. The Python object holds it, and so
+/// does every [`ViewPin`]: a DLPack tensor can outlive the Python object, and then the data
+/// is freed when its deleter drops the last pin.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code that can panic runs under this lock, but stay usable if one ever did.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One counted view of the memory held outside the buffer protocol (a DLPack tensor, an
+/// array-interface pin). While it lives the data stays allocated and cannot be taken back;
+/// dropping it uncounts the view. Dropping never touches the interpreter and holds the
+/// export's lock only for a decrement, so it is sound and non-blocking on any thread, with
+/// or without the interpreter (a DLPack deleter may run anywhere).
+#[derive(Debug)]
+pub(crate) struct ViewPin {
+    shared: Arc<Shared>,
+}
+
+impl Drop for ViewPin {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.views = state.views.saturating_sub(1);
+        // `self.shared` is dropped after this; if it was the last reference (the Python object
+        // is gone), the owner and its data are freed here, which is plain Rust memory.
+    }
+}
+
+/// Rust-owned memory exported to Python: through the buffer protocol, DLPack and numpy's
+/// array interface.
 ///
 /// Made by the functions of [`pybuf::export`](crate::export); Python code reads it with
-/// `numpy.asarray(x)`, `memoryview(x)`, `bytes(x)` or any other buffer consumer, without a
-/// copy. Python attributes: `shape`, `strides`, `format`, `itemsize`, `nbytes`, `readonly`,
-/// `views` (the number of live buffer views).
+/// `numpy.asarray(x)`, `memoryview(x)`, `bytes(x)`, `numpy.from_dlpack(x)`,
+/// `jax.numpy.from_dlpack(x)` or any other consumer of those protocols, without a copy.
+///
+/// Python attributes and methods: `shape`, `strides` (bytes), `format`, `itemsize`, `ndim`,
+/// `nbytes`, `readonly`, `views` (live views of the memory), `len(x)` (the first dimension;
+/// `TypeError` for 0-d), `tolist()`, a numpy-like `repr`, `__array_interface__` (version 3),
+/// `__dlpack__` and `__dlpack_device__` (see the [module documentation](crate::export)).
 #[pyclass(module = "pybuf", name = "ExportedBuffer", frozen)]
 pub struct ExportedBuffer {
     layout: Layout,
     writable: bool,
     validity: Option<Validity>,
-    state: Mutex<State>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for ExportedBuffer {
@@ -178,21 +224,24 @@ impl ExportedBuffer {
             layout,
             writable,
             validity,
-            state: Mutex::new(State {
-                owner: Some(owner),
-                views: 0,
-                rust_readers: 0,
-                dirty: false,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    owner: Some(owner),
+                    views: 0,
+                    rust_readers: 0,
+                    dirty: false,
+                }),
             }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // No code that can panic runs under this lock, but stay usable if one ever did.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock()
     }
 
-    /// The number of live Python buffer views of this memory.
+    /// The number of live views of this memory held by Python consumers: buffer-protocol
+    /// views (memoryviews, numpy arrays), DLPack tensors whose deleter has not run yet, and
+    /// array-interface pins (see the [module documentation](crate::export)).
     pub fn view_count(&self) -> usize {
         self.lock().views
     }
@@ -228,8 +277,74 @@ impl ExportedBuffer {
         self.layout.itemsize
     }
 
+    /// The number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.layout.shape.len()
+    }
+
+    /// What one item is: the parsed form of [`format`](ExportedBuffer::format).
+    pub fn item_layout(&self) -> &ItemLayout {
+        &self.layout.item
+    }
+
+    /// Returns a `numpy.ndarray` that shares this memory (`numpy.asarray(self)`, through the
+    /// buffer protocol: the array holds a buffer view, so the memory stays exported until the
+    /// array is gone). numpy is imported when this is called; pybuf does not depend on it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NumpyUnavailable`] when numpy cannot be imported; [`Error::Python`] if numpy
+    /// refuses the buffer (complex32 items, which numpy has no dtype for) or the export was
+    /// taken back ([`Error::ExportTaken`] as the cause).
+    pub fn to_numpy<'py>(slf: &Bound<'py, Self>) -> Result<Bound<'py, PyAny>, Error> {
+        super::numpy::asarray(slf.as_any())
+    }
+
+    /// Whether the element type has invalid bit patterns (`bool`, records holding one).
+    pub(crate) fn has_invalid_values(&self) -> bool {
+        self.validity.is_some()
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     pub(crate) fn data_ptr(&self) -> *mut u8 {
         self.layout.ptr.0
+    }
+
+    /// Counts a view handed out outside the buffer protocol; the view lasts as long as the
+    /// returned pin. Refused like `__getbuffer__`: after `take`, and for a writable export
+    /// while Rust reads it.
+    pub(crate) fn pin_view(&self) -> Result<ViewPin, Error> {
+        self.register_view()?;
+        Ok(ViewPin {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// Runs `f` with the address of the first element while the data cannot be taken back
+    /// (and no writable view can be created), for raw copies (`tolist`, `repr`, DLPack
+    /// `copy=True`). Python consumers may hold writable views meanwhile: `f` must read through
+    /// raw pointers only, never through references (the same trust boundary as
+    /// `memoryview.tolist()`: a consumer that writes from another thread without the
+    /// interpreter lock while this runs races it).
+    pub(crate) fn read_raw<R>(&self, f: impl FnOnce(*const u8) -> R) -> Result<R, Error> {
+        {
+            let mut state = self.lock();
+            if state.owner.is_none() {
+                return Err(taken());
+            }
+            state.rust_readers += 1;
+        }
+        struct Reader<'a>(&'a ExportedBuffer);
+        impl Drop for Reader<'_> {
+            fn drop(&mut self) {
+                self.0.lock().rust_readers -= 1;
+            }
+        }
+        let _reader = Reader(self);
+        Ok(f(self.layout.ptr.0.cast_const()))
     }
 
     /// Checks the contents when Python may have written invalid bit patterns.
@@ -313,8 +428,10 @@ impl ExportedBuffer {
         // SAFETY: the owner lives in the state's `Option` and is only removed by `take`, which
         // refuses while `rust_readers > 0` (we hold one until `_reader` drops, after `f`);
         // the box is never replaced, so the pointee stays valid and unmoved. Shared access
-        // only: Python can't write meanwhile, since `__getbuffer__` of a writable export
-        // refuses while `rust_readers > 0` and no writable view was live above.
+        // only: Python can't write meanwhile, since no writable view was live above (checked
+        // under the lock) and every way of handing one out (`__getbuffer__`, `__dlpack__`,
+        // `__array_interface__`, all through `register_view`) refuses for a writable export
+        // while `rust_readers > 0`.
         Ok(f(unsafe { &*owner }))
     }
 }
@@ -339,7 +456,7 @@ impl ExportedBuffer {
         let this = slf.get();
         let accepted = match refusal(&this.layout, this.writable, flags) {
             Some(message) => Err(PyBufferError::new_err(message)),
-            None => this.register_view(),
+            None => this.register_view().map_err(PyErr::from),
         };
         if let Err(err) = accepted {
             // SAFETY: `view` is non-null and CPython passes a writable Py_buffer; a failed
@@ -404,14 +521,14 @@ impl ExportedBuffer {
 
     /// The shape, as a tuple.
     #[getter(shape)]
-    fn py_shape(&self) -> Vec<usize> {
-        self.shape()
+    fn py_shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.shape())
     }
 
     /// The byte strides, as a tuple.
     #[getter(strides)]
-    fn py_strides(&self) -> Vec<isize> {
-        self.layout.strides.to_vec()
+    fn py_strides<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.layout.strides.iter())
     }
 
     /// The PEP 3118 format of one item.
@@ -426,55 +543,104 @@ impl ExportedBuffer {
         self.layout.itemsize
     }
 
+    /// The number of dimensions.
+    #[getter(ndim)]
+    fn py_ndim(&self) -> usize {
+        self.ndim()
+    }
+
     /// The number of bytes of the elements.
     #[getter]
     fn nbytes(&self) -> usize {
         self.layout.nbytes
     }
 
-    /// Whether buffer consumers get read-only views.
+    /// Whether consumers get read-only views.
     #[getter]
     fn readonly(&self) -> bool {
         !self.writable
     }
 
-    /// The number of live buffer views.
+    /// The number of live views: buffer views, DLPack tensors, array-interface pins.
     #[getter]
     fn views(&self) -> usize {
         self.view_count()
     }
 
-    fn __repr__(&self) -> String {
-        let shape: Vec<usize> = self.shape();
-        format!(
-            "<pybuf.ExportedBuffer shape={} format='{}' {}{}>",
-            if shape.is_empty() {
-                "()".to_string()
-            } else {
-                shape_tuple(&shape)
-            },
-            self.format(),
-            if self.writable {
-                "writable"
-            } else {
-                "readonly"
-            },
-            if self.is_taken() { " (taken)" } else { "" }
-        )
+    /// The length of the first dimension, like `len()` of a numpy array.
+    fn __len__(&self) -> PyResult<usize> {
+        match self.layout.shape.first() {
+            Some(&len) => Ok(len as usize),
+            // numpy's message; memoryview answers 1 for 0-d, numpy refuses
+            None => Err(PyTypeError::new_err("len() of unsized object")),
+        }
+    }
+
+    /// Truth value as for a memoryview: false only when the first dimension is empty.
+    fn __bool__(&self) -> bool {
+        self.layout.shape.first().is_none_or(|&len| len != 0)
+    }
+
+    /// The elements as (nested) Python lists of Python values, as numpy's `tolist()` gives
+    /// them: int, float, complex, bool, bytes, and tuples for records (with lists for
+    /// sub-array fields, where numpy gives arrays).
+    fn tolist<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(super::values::to_list(slf)?)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        super::values::repr(slf)
+    }
+
+    /// numpy's array interface, version 3. `data` is a `pybuf.ExportPin`: a buffer object that
+    /// keeps the memory exported (counted in `views`) for as long as it lives, which for an
+    /// array numpy builds from this dict is as long as that array (numpy keeps a reference to
+    /// the `data` object as the array's base).
+    #[getter]
+    fn __array_interface__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        Ok(super::interface::array_interface(slf)?)
+    }
+
+    /// A DLPack capsule of the memory (the Python array API's `__dlpack__`): versioned
+    /// (`dltensor_versioned`, DLPack 1.x) when `max_version` is `(1, x)` or later, legacy
+    /// (`dltensor`) otherwise. The memory stays exported until the consumer's deleter runs.
+    #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
+    fn __dlpack__<'py>(
+        slf: &Bound<'py, Self>,
+        stream: Option<Bound<'py, PyAny>>,
+        max_version: Option<(i64, i64)>,
+        dl_device: Option<(i64, i64)>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let request = super::dlpack::Request {
+            stream,
+            max_version,
+            dl_device,
+            copy,
+        };
+        Ok(super::dlpack::export(slf, request)?)
+    }
+
+    /// `(1, 0)`: the memory is host memory (kDLCPU, device 0).
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (crate::dlpack::DLDeviceType::CPU, 0)
     }
 }
 
 impl ExportedBuffer {
-    fn register_view(&self) -> PyResult<()> {
+    /// Counts one more view, or says why none may be handed out now.
+    fn register_view(&self) -> Result<(), Error> {
         let mut state = self.lock();
         if state.owner.is_none() {
-            return Err(PyErr::from(taken()));
+            return Err(taken());
         }
         if self.writable && state.rust_readers > 0 {
-            return Err(PyBufferError::new_err(
-                "pybuf.ExportedBuffer: the memory is being read by Rust; a writable view \
-                 cannot be handed out now",
-            ));
+            // Rust is reading the memory (`with_inner`, `tolist`): a writable view now could
+            // write under it.
+            return Err(Error::BorrowConflict {
+                requested: Access::Exclusive,
+                held: Access::Shared,
+            });
         }
         state.views += 1;
         if self.writable {
