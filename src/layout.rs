@@ -6,7 +6,7 @@
 //! extent are computed with overflow checks. After that, any index within the shape addresses
 //! memory inside the extent the exporter described, and byte offsets never overflow `isize`.
 
-use ndarray::{Dimension, IxDyn};
+use ndarray::{Dimension, Ix1, IxDyn};
 use pyo3::ffi;
 
 use crate::borrow::Region;
@@ -199,6 +199,66 @@ impl Layout<IxDyn> {
             itemsize: self.itemsize,
             suboffsets: None,
             len: 1,
+        })
+    }
+}
+
+impl<D: Dimension> Layout<D> {
+    /// The bytes of a C-contiguous layout as one axis of `size`-byte items
+    /// (`AnyBuffer::reinterpret`).
+    ///
+    /// The caller has checked that the layout is C-contiguous (so it has no suboffsets and its
+    /// `len × itemsize` bytes lie back to back from `ptr`) and that `size` is non-zero and
+    /// divides that length: the new items cover exactly those bytes, inside the extent
+    /// validated by [`Layout::read`].
+    pub fn contiguous_bytes_as(&self, size: usize) -> Layout<Ix1> {
+        debug_assert!(self.is_c_contiguous() && size > 0);
+        let bytes = self.len * self.itemsize;
+        debug_assert_eq!(bytes % size, 0);
+        let len = bytes / size;
+        Layout {
+            ptr: self.ptr,
+            shape: Ix1(len),
+            strides: Ix1(size),
+            itemsize: size,
+            suboffsets: None,
+            len,
+        }
+    }
+}
+
+impl Layout<IxDyn> {
+    /// The layout with its last axis folded into the item: `shape[..n-1]`, `strides[..n-1]`,
+    /// items of `itemsize × shape[n-1]` bytes. Used for `[E; N]` elements
+    /// (`crate::acquire`).
+    ///
+    /// The caller has checked that the last axis exists, has at least one item, moves by
+    /// exactly `itemsize` bytes (when it has more than one) and has no suboffset: then each new
+    /// item covers exactly the bytes of the old items it replaces, so every address stays
+    /// within the extent validated by [`Layout::read`].
+    pub fn absorb_last_axis(self) -> Result<Layout<IxDyn>, LayoutError> {
+        let ndim = self.ndim();
+        let length = self.shape[ndim - 1];
+        debug_assert!(length >= 1);
+        let itemsize = self.itemsize.checked_mul(length).ok_or_else(|| {
+            format!(
+                "{length} items of {} bytes along the last axis overflow an item size",
+                self.itemsize
+            )
+        })?;
+        let shape = IxDyn(&self.shape.slice()[..ndim - 1]);
+        let len = shape.slice().iter().product();
+        let suboffsets = self
+            .suboffsets
+            .map(|sub| sub[..ndim - 1].to_vec().into_boxed_slice())
+            .filter(|sub| sub.iter().any(|&s| s >= 0));
+        Ok(Layout {
+            ptr: self.ptr,
+            shape,
+            strides: IxDyn(&self.strides.slice()[..ndim - 1]),
+            itemsize,
+            suboffsets,
+            len,
         })
     }
 }

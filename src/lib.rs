@@ -7,6 +7,10 @@
 //! [below](#other-protocols-dlpack-and-the-array-interface)), and export of Rust memory to
 //! Python the same way ([`export`]).
 //!
+//! New here? The [user guide](guide) shows the usual jobs: functions that take arrays, outputs,
+//! rayon without the interpreter lock, returning arrays, dtypes, records, byte order,
+//! embedding, and the errors Python users see.
+//!
 //! The data path reads in one direction:
 //! [format](mod@format) → [element](Element) match → acquisition and validation →
 //! typed [`Buffer`] → borrow ([`Buffer::read`], [`Buffer::write`]) or copy
@@ -57,6 +61,25 @@
 //! writes the memory while Rust holds a borrow of it (another thread running Python, a C
 //! extension) is outside it — as for every C extension that reads a buffer without holding
 //! the interpreter lock.
+//!
+//! ## Python code that runs while a guard lives
+//!
+//! No second thread is needed to cross that boundary: any Python code that runs while a
+//! [`ReadGuard`] or [`WriteGuard`] lives — a callback the Rust code calls, `py.run`, a
+//! `__del__` run by the garbage collector during any Python call — can write the memory, for
+//! example `a.view(np.uint8)[0] = 2`. pybuf cannot see it. What follows:
+//!
+//! - A write while a view or slice taken from the guard is in use (held in a variable across
+//!   the call) is **undefined behaviour** for Rust, not merely a stale value: the compiler may
+//!   assume memory behind a `&[T]` does not change (and that behind a `&mut [T]` nothing else
+//!   reads). This holds for every element type, on the same thread too.
+//! - A guard holds no reference itself: each [`view`](ReadGuard::view) or
+//!   [`as_slice`](ReadGuard::as_slice) call makes a new one. A view taken *after* the Python
+//!   code ran reads what it wrote — except that the element validity checked when the guard
+//!   was made no longer holds: a `bool` item may now be 2, and a view holding it is undefined
+//!   behaviour. Types with no invalid values (numbers, [`Bool`], records of them) have nothing
+//!   to check. So: hold guards, not views, across calls into Python, and read masks as
+//!   [`Bool`], whose every byte is valid, when a guard is held across such calls.
 //!
 //! ## Threads and the interpreter lock
 //!
@@ -150,18 +173,29 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+/// The `half` crate (feature `half`), for the `half::f16` element type.
+#[cfg(feature = "half")]
+pub use half;
 pub use ndarray;
+/// The `num-complex` crate (feature `complex`), for the `Complex<f32>` and `Complex<f64>`
+/// element types.
+#[cfg(feature = "complex")]
+pub use num_complex;
 
 mod acquire;
 mod any;
+mod boolean;
 mod borrow;
 mod buffer;
 mod copy;
+mod dispatch;
 pub mod dlpack;
 pub mod element;
 pub mod error;
 pub mod export;
 pub mod format;
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -169,9 +203,14 @@ mod guard;
 mod layout;
 pub mod release;
 mod source;
+mod view_or_copy;
 
 pub use any::{AnyBuffer, ElementKind};
-pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD, BufferMut};
+pub use boolean::Bool;
+pub use buffer::{
+    Buffer, Buffer0, Buffer1, Buffer2, Buffer3, BufferD, BufferMut, BufferMut1, BufferMut2,
+    BufferMut3, BufferMutD,
+};
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
 pub use export::ExportedBuffer;
@@ -179,6 +218,7 @@ pub use guard::{ReadGuard, WriteGuard};
 pub use layout::MAX_NDIM;
 pub use release::{flush_releases, pending_releases};
 pub use source::Source;
+pub use view_or_copy::ViewOrCopy;
 
 #[cfg(feature = "derive")]
 pub use pybuf_derive::Element;

@@ -206,9 +206,11 @@ impl StaticName {
 /// `numpy.ndarray`, `bytes`, `mymodule.Point`: the qualified name without `builtins.`.
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     use pyo3::types::PyTypeMethods;
-    let name = obj
-        .get_type()
+    let ty = obj.get_type();
+    // a class without `__module__` (made by code run in a bare namespace) still has a name
+    let name = ty
         .fully_qualified_name()
+        .or_else(|_| ty.name())
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "<unknown type>".to_string());
     name.strip_prefix("builtins.")
