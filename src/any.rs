@@ -310,7 +310,8 @@ impl AnyBuffer {
         let n = self.layout.len * self.layout.itemsize;
         let mut out = vec![0u8; n];
         // SAFETY: `out` holds every item's bytes, is fresh memory, and the shared borrow keeps
-        // Rust writers away during the copy.
+        // every other pybuf borrow from writing during the copy (writers outside the registry
+        // are the documented trust boundary).
         unsafe { copy::gather(&self.layout, out.as_mut_ptr(), order) };
         Ok(out)
     }

@@ -59,10 +59,11 @@ pub type BufferMutD<T> = BufferMut<T, IxDyn>;
 /// - **unsafe raw access** ([`as_ptr`](Buffer::as_ptr) and friends) for the rest.
 ///
 /// Every access through this handle takes part in pybuf's borrow registry, so two borrows
-/// made through pybuf never alias mutably, even through two handles of the same object. The
-/// trust boundary: Python or C code that writes the memory while Rust holds a borrow of it
-/// (true of every C extension) — also Python code run on this thread while a guard lives; see
-/// the crate documentation, "Python code that runs while a guard lives".
+/// made through pybuf handles never alias mutably, even through two handles of the same
+/// object, as long as they see the memory at the same virtual addresses. What the registry
+/// cannot see — Python or C code writing the memory while a guard lives (also Python code run
+/// on this thread), memory mapped twice, borrows taken through other libraries — is listed in
+/// the crate documentation, "What pybuf guarantees".
 ///
 /// ```
 /// use pybuf::{Buffer1, Buffer2};
@@ -99,7 +100,9 @@ pub struct Buffer<T: Element, D: Dimension = IxDyn> {
 // `release::release`, which is safe on any thread.
 unsafe impl<T: Element, D: Dimension> Send for Buffer<T, D> {}
 // SAFETY: `&Buffer` methods that touch memory take registry borrows (shared for reads,
-// exclusive for writes), so concurrent calls from several threads cannot race each other.
+// exclusive for writes) or go through guards holding one, so concurrent calls on one handle
+// from several threads are ordered by the registry like calls through separate handles. The
+// rest of `&self` is immutable after acquisition (the `viewable` flag is atomic).
 unsafe impl<T: Element, D: Dimension> Sync for Buffer<T, D> {}
 
 impl<T: Element, D: Dimension> Buffer<T, D> {
@@ -298,7 +301,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         let mut out: Vec<T> = Vec::with_capacity(len);
         // SAFETY: the spare capacity holds `len` items of `T` (`itemsize == size_of::<T>()`,
         // checked at acquisition), it is fresh memory that cannot overlap the buffer, and the
-        // caller's borrow keeps other Rust writers away while we read.
+        // caller's borrow means no other pybuf borrow writes the memory while we read (writers
+        // outside the registry are the documented trust boundary).
         unsafe { copy::gather(&self.layout, out.as_mut_ptr().cast::<u8>(), order) };
         validate_items::<T>(&out.spare_capacity_mut()[..len])?;
         // SAFETY: all `len` items were written by `gather` and validated above.

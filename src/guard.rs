@@ -50,7 +50,9 @@ impl<'a, T: Element, D: Dimension> ReadGuard<'a, T, D> {
     pub fn view(&self) -> ArrayView<'_, T, D> {
         // SAFETY: `Buffer::read` checked that the layout is viewable (no suboffsets, strides
         // multiples of the item size, aligned) and that every item is a valid `T`, and the
-        // shared borrow keeps Rust writers away for the guard's lifetime.
+        // shared borrow keeps every other pybuf borrow from writing the memory for the guard's
+        // lifetime. Writers the registry cannot see (Python code, other libraries, a second
+        // mapping of the same pages) are the trust boundary documented at the crate root.
         unsafe { make_view(self.buffer.layout()) }
     }
 
