@@ -98,9 +98,7 @@ fn fast<T: Element, D: Dimension>(
     if !ndim_fits::<D>(filled.view().ndim) {
         return Err(filled);
     }
-    // SAFETY: `filled` holds a filled, unreleased view whose pointers are valid now, during
-    // acquisition (the sources' guarantee, see `crate::source`).
-    match unsafe { Layout::<D>::read(filled.view()) } {
+    match filled.layout::<D>() {
         Ok(layout) => Ok(Buffer::from_validated(
             filled.record(obj, Some(format), false),
             layout,
@@ -413,9 +411,9 @@ fn dimensions_error<T: Element, D: Dimension>(
 
 /// Step 6.
 fn read_layout<D: Dimension>(acquired: &Acquired) -> Result<Layout<D>, Error> {
-    // SAFETY: `acquired` holds a filled, unreleased view whose pointers stay valid while it
-    // lives (the sources' guarantee, see `crate::source`).
-    unsafe { Layout::read(acquired.view()) }.map_err(|reason| invalid_layout(acquired, reason))
+    acquired
+        .layout()
+        .map_err(|reason| invalid_layout(acquired, reason))
 }
 
 #[cold]
@@ -472,8 +470,8 @@ fn shown_itemsize(itemsize: isize, item: Option<&ItemLayout>) -> Option<isize> {
 /// Describes an acquired buffer for the "found" half of a message — or, when the exporter's
 /// `ndim` or shape is impossible, the [`Error::InvalidLayout`] that says so instead.
 pub(crate) fn found(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Found, Error> {
-    // SAFETY: as in `read_layout`.
-    let shape = unsafe { layout::exporter_shape(acquired.view()) }
+    let shape = acquired
+        .exporter_shape()
         .map_err(|reason| invalid_layout(acquired, reason))?;
     Ok(Found {
         type_name: acquired.exporter_name(),

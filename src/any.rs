@@ -147,14 +147,12 @@ fn kind_of_scalar(kind: ScalarKind) -> ElementKind {
     }
 }
 
-// SAFETY: the handle owns its acquisition (`Acquired` is Send + Sync) and immutable layout
-// facts; the raw pointer in `layout` is only dereferenced by `to_bytes` under a borrow from
-// the thread-safe registry, or after conversion into a `Buffer` (which is Send itself).
-// Dropping releases through `release::release`, which is safe on any thread (queued when the
-// thread is not attached).
-unsafe impl Send for AnyBuffer {}
-// SAFETY: `&AnyBuffer` only reads immutable facts and copies under a shared registry borrow.
-unsafe impl Sync for AnyBuffer {}
+// `AnyBuffer` is `Send + Sync` because its parts are (see `Buffer`); it only reads immutable
+// facts and copies under a shared registry borrow.
+const _: () = {
+    const fn send_sync<X: Send + Sync>() {}
+    send_sync::<AnyBuffer>();
+};
 
 impl AnyBuffer {
     /// Acquires a buffer for reading, whatever its element type. Fails only for exporter

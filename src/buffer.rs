@@ -94,16 +94,15 @@ pub struct Buffer<T: Element, D: Dimension = IxDyn> {
     _element: PhantomData<T>,
 }
 
-// SAFETY: the handle owns its acquisition (`Acquired` is Send + Sync) and immutable layout
-// facts; the raw pointer in `layout` is only dereferenced under a borrow from the registry,
-// which is itself thread-safe, and `T: Send + Sync`. Dropping releases through
-// `release::release`, which is safe on any thread.
-unsafe impl<T: Element, D: Dimension> Send for Buffer<T, D> {}
-// SAFETY: `&Buffer` methods that touch memory take registry borrows (shared for reads,
-// exclusive for writes) or go through guards holding one, so concurrent calls on one handle
-// from several threads are ordered by the registry like calls through separate handles. The
-// rest of `&self` is immutable after acquisition (the `viewable` flag is atomic).
-unsafe impl<T: Element, D: Dimension> Sync for Buffer<T, D> {}
+// `Buffer` is `Send + Sync` because its parts are (`Acquired`: see `crate::source`; `Layout`:
+// see `crate::layout`) and `T: Element` is: every `&self` method that touches the memory
+// takes a registry borrow (shared for reads, exclusive for writes) or goes through a guard
+// holding one, so calls on one handle from several threads are ordered like calls through
+// separate handles. A compile-time check keeps it that way:
+const _: () = {
+    const fn send_sync<X: Send + Sync>() {}
+    send_sync::<Buffer<f64, IxDyn>>();
+};
 
 impl<T: Element, D: Dimension> Buffer<T, D> {
     /// Acquires a buffer for reading (`PyBUF_FULL_RO`).

@@ -31,6 +31,14 @@ pub(crate) struct Layout<D: Dimension> {
     pub len: usize,
 }
 
+// SAFETY: a `Layout` is a description — an address and numbers — that nothing mutates after
+// construction. Sending or sharing it touches no element memory; every read or write through
+// `ptr` is an `unsafe` operation elsewhere that states its own requirements (a held buffer and
+// a registry borrow of what it touches), wherever the `Layout` is.
+unsafe impl<D: Dimension> Send for Layout<D> {}
+// SAFETY: as for `Send`: `&Layout` gives only the numbers and the address.
+unsafe impl<D: Dimension> Sync for Layout<D> {}
+
 /// Why a layout was refused.
 pub(crate) type LayoutError = String;
 

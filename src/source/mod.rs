@@ -27,8 +27,11 @@ use std::mem::ManuallyDrop;
 
 use pyo3::{ffi, prelude::*};
 
+use ndarray::Dimension;
+
 use crate::error::Error;
 use crate::format::{self, FormatError, ItemLayout};
+use crate::layout::{self, Layout, LayoutError};
 use crate::release::{self, ReleaseFn};
 
 use names::ExporterName;
@@ -229,7 +232,7 @@ impl Filled {
     /// `format` is the format when the caller has read it already.
     #[inline(always)]
     pub(crate) fn record(
-        self,
+        mut self,
         obj: &Bound<'_, PyAny>,
         format: Option<FormatText>,
         record_name: bool,
@@ -239,11 +242,28 @@ impl Filled {
             unsafe { FormatText::copy(self.view.format) }
         });
         let exporter = ExporterName::of(obj, record_name || self.view.readonly != 0);
+        if self.source == Source::Numpy {
+            // numpy's own shape and strides arrays may be replaced once Python code runs
+            // (`a.shape = ...`): an `Acquired` never points at them (see `Acquired::layout`).
+            self.view.shape = std::ptr::null_mut();
+            self.view.strides = std::ptr::null_mut();
+        }
         Acquired {
             filled: self,
             format,
             exporter,
         }
+    }
+}
+
+impl Filled {
+    /// Reads and validates the layout (see [`Layout::read`]).
+    #[inline(always)]
+    pub(crate) fn layout<D: Dimension>(&self) -> Result<Layout<D>, LayoutError> {
+        // SAFETY: a `Filled` holds a filled, unreleased view, and exists only during
+        // acquisition, while its `shape`, `strides` and `suboffsets` are valid (the sources'
+        // guarantee in the module docs).
+        unsafe { Layout::read(self.view()) }
     }
 }
 
@@ -323,6 +343,21 @@ impl Acquired {
     /// The exporter's type name, as recorded at acquisition.
     pub(crate) fn exporter_name(&self) -> String {
         self.exporter.to_string()
+    }
+
+    /// Reads and validates the layout (see [`Layout::read`]).
+    pub(crate) fn layout<D: Dimension>(&self) -> Result<Layout<D>, LayoutError> {
+        // SAFETY: an `Acquired` holds a filled, unreleased view whose `shape`, `strides` and
+        // `suboffsets` are valid or NULL while it lives: the buffer protocol's and the other
+        // protocols' storage lives until release, and `Filled::record` clears the pointers the
+        // numpy source borrowed from the array.
+        unsafe { Layout::read(self.view()) }
+    }
+
+    /// The shape the exporter sent, for messages (see [`layout::exporter_shape`]).
+    pub(crate) fn exporter_shape(&self) -> Result<Vec<usize>, LayoutError> {
+        // SAFETY: as in `layout`.
+        unsafe { layout::exporter_shape(self.view()) }
     }
 
     /// The exporting object (`view.obj`), or `None` if the exporter left it NULL.
