@@ -540,15 +540,8 @@ fn finish(
     view.readonly = c_int::from(readonly);
     view.ndim = ndim;
     view.format = state.format.as_ptr().cast_mut();
-    view.shape = if state.shape.is_empty() {
-        ptr::null_mut()
-    } else {
-        state.shape.as_mut_ptr()
-    };
-    view.strides = match &mut state.strides {
-        Some(strides) if !strides.is_empty() => strides.as_mut_ptr(),
-        _ => ptr::null_mut(),
-    };
+    (view.shape, view.strides) =
+        super::shape_pointers(&mut state.shape, state.strides.as_deref_mut());
     if let Some(data) = &state.data {
         if let Err(reason) = check_inside(&view, &data.0) {
             recycle(view);

@@ -449,15 +449,8 @@ fn translate(obj: &Bound<'_, PyAny>, managed: Managed, request: Request) -> Resu
         (None, Some(format)) => format.as_ptr().cast_mut(),
         (None, None) => unreachable!("one of the two formats is set"),
     };
-    view.shape = if state.shape.is_empty() {
-        ptr::null_mut()
-    } else {
-        state.shape.as_mut_ptr()
-    };
-    view.strides = match &mut state.strides {
-        Some(strides) if !strides.is_empty() => strides.as_mut_ptr(),
-        _ => ptr::null_mut(),
-    };
+    (view.shape, view.strides) =
+        super::shape_pointers(&mut state.shape, state.strides.as_deref_mut());
     view.obj = obj.clone().into_ptr();
     view.internal = Box::into_raw(state).cast::<c_void>();
     // SAFETY: `view` describes the tensor's memory as the buffer protocol would: `format` is

@@ -37,6 +37,25 @@ use crate::release::{self, ReleaseFn};
 use names::ExporterName;
 pub(crate) use names::{type_name, FormatText};
 
+/// The `shape` and `strides` pointers of a `Py_buffer` that a source fills from storage of its
+/// own (kept alive until release): NULL for no entries (a 0-d item) or for strides the
+/// source leaves to C order.
+pub(crate) fn shape_pointers(
+    shape: &mut [ffi::Py_ssize_t],
+    strides: Option<&mut [ffi::Py_ssize_t]>,
+) -> (*mut ffi::Py_ssize_t, *mut ffi::Py_ssize_t) {
+    let shape = if shape.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        shape.as_mut_ptr()
+    };
+    let strides = match strides {
+        Some(strides) if !strides.is_empty() => strides.as_mut_ptr(),
+        _ => std::ptr::null_mut(),
+    };
+    (shape, strides)
+}
+
 /// The protocol a buffer was acquired through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
