@@ -5,6 +5,7 @@
 use std::ffi::{c_char, CStr};
 use std::fmt;
 
+use pyo3::types::PyType;
 use pyo3::{ffi, prelude::*};
 
 use crate::format::FormatError;
@@ -136,7 +137,7 @@ impl FormatText {
 /// (CPython refuses `__name__`/`__qualname__` assignment on immutable types), so no copy per
 /// acquisition is needed: with the full C API its `tp_name` is kept as a `'static` string;
 /// under the stable ABI (`Py_LIMITED_API`), where `tp_name` cannot be read, its name is
-/// computed once per type and kept in a small process-wide table ([`static_names`]).
+/// computed once per type and kept in a small process-wide table (`static_names`).
 #[derive(Clone)]
 pub(crate) enum ExporterName {
     /// The name of a static type, kept for the rest of the process.
@@ -149,7 +150,8 @@ pub(crate) enum ExporterName {
 }
 
 impl ExporterName {
-    /// The name of `obj`'s type; for heap types only when `record` (it costs a Python call).
+    /// The name of `obj`'s type; for heap types only when `record` (it costs a Python call),
+    /// and so for static types under the stable ABI once `static_names` is full.
     #[inline(always)]
     pub(crate) fn of(obj: &Bound<'_, PyAny>, record: bool) -> ExporterName {
         let ty = obj.get_type_ptr();
@@ -243,7 +245,7 @@ impl StaticName {
     fn of(obj: &Bound<'_, PyAny>, ty: *mut ffi::PyTypeObject) -> Option<StaticName> {
         match static_names::lookup(ty) {
             Some(entry) => Some(StaticName(entry)),
-            None => static_names::insert(obj, ty).map(StaticName),
+            None => static_names::insert(&obj.get_type()).map(StaticName),
         }
     }
 }
@@ -277,10 +279,11 @@ mod static_names {
     use std::ptr;
     use std::sync::atomic::{AtomicPtr, Ordering};
 
+    use pyo3::types::PyType;
     use pyo3::{ffi, prelude::*};
 
     /// Slots in the table (a power of two).
-    const SLOTS: usize = 64;
+    pub(super) const SLOTS: usize = 64;
     /// Slots probed (linearly) from a type's home slot before giving up.
     const PROBES: usize = 8;
 
@@ -323,23 +326,28 @@ mod static_names {
         None
     }
 
-    /// Computes the name of `obj`'s static type `ty` and enters it; `None` when the table
-    /// has no free slot within reach or the name cannot be read (then nothing is entered).
+    /// Computes the name of the static type `ty` and enters it; `None` when the table has
+    /// no free slot within reach or the name cannot be read (then nothing is entered).
     #[cold]
     #[inline(never)]
-    pub(crate) fn insert(
-        obj: &Bound<'_, PyAny>,
-        ty: *mut ffi::PyTypeObject,
-    ) -> Option<&'static Entry> {
-        let name = super::qualified_name(obj).ok()?;
-        let ty = ty as usize;
+    pub(crate) fn insert(ty: &Bound<'_, PyType>) -> Option<&'static Entry> {
+        let start = home(ty.as_type_ptr() as usize);
+        let window = (0..PROBES).map(|k| &TABLE[(start + k) % SLOTS]);
+        if window
+            .clone()
+            .all(|slot| !slot.load(Ordering::Acquire).is_null())
+        {
+            // No room: do not compute a name only to drop it (every acquisition of this
+            // type comes here).
+            return None;
+        }
+        let name = super::qualified_name(ty).ok()?;
+        let ty = ty.as_type_ptr() as usize;
         let entry = Box::into_raw(Box::new(Entry {
             ty,
             name: name.into(),
         }));
-        let start = home(ty);
-        for k in 0..PROBES {
-            let slot = &TABLE[(start + k) % SLOTS];
+        for slot in window {
             match slot.compare_exchange(ptr::null_mut(), entry, Ordering::AcqRel, Ordering::Acquire)
             {
                 // SAFETY: published: leaked from here on, see `lookup`.
@@ -364,15 +372,152 @@ mod static_names {
 
 /// `numpy.ndarray`, `bytes`, `mymodule.Point`: the qualified name without `builtins.`.
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    qualified_name(obj).unwrap_or_else(|_| "<unknown type>".to_string())
+    qualified_name(&obj.get_type()).unwrap_or_else(|_| "<unknown type>".to_string())
 }
 
-/// [`type_name`], or the error of reading the type's `__module__` or `__qualname__`.
-fn qualified_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    use pyo3::types::PyTypeMethods;
-    let name = obj.get_type().fully_qualified_name()?.to_string();
+/// [`type_name`] of instances of `ty`, or the error of reading its `__module__` or
+/// `__qualname__`.
+fn qualified_name(ty: &Bound<'_, PyType>) -> PyResult<String> {
+    let name = ty.fully_qualified_name()?.to_string();
     Ok(name
         .strip_prefix("builtins.")
         .map(str::to_string)
         .unwrap_or(name))
+}
+
+#[cfg(all(test, Py_LIMITED_API))]
+mod tests {
+    //! The stable ABI's table of static type names. It is process-wide and these tests fill
+    //! it, so they run alone in a child process (the visible test re-executes this test
+    //! binary with `--exact <child> --ignored`).
+
+    use super::*;
+    use pyo3::types::{PyList, PyTuple};
+
+    #[test]
+    fn static_type_names_are_entered_once_and_the_full_table_falls_back() {
+        let exe = std::env::current_exe().expect("test binary path");
+        let out = std::process::Command::new(exe)
+            .args([
+                "source::names::tests::child_static_table",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .output()
+            .expect("spawn child test process");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("CHILD-OK"),
+            "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "child process of static_type_names_are_entered_once_and_the_full_table_falls_back"]
+    fn child_static_table() {
+        Python::attach(|py| {
+            // An instance of every static (non-heap) type in builtins that `T()` makes (the
+            // exceptions, int, list, ...) with the name Python gives its type: more types than
+            // the table has slots.
+            let ns = pyo3::types::PyDict::new(py);
+            py.run(
+                c"
+import builtins
+cases, seen = [], set()
+for t in vars(builtins).values():
+    if isinstance(t, type) and not t.__flags__ & (1 << 9) and t not in seen:
+        seen.add(t)
+        try:
+            obj = t()
+        except Exception:
+            continue
+        name = t.__qualname__ if t.__module__ == 'builtins' else f'{t.__module__}.{t.__qualname__}'
+        cases.append((obj, name))
+",
+                Some(&ns),
+                None,
+            )
+            .unwrap();
+            let cases = ns.get_item("cases").unwrap().unwrap();
+            let cases = cases.cast::<PyList>().unwrap();
+            assert!(
+                cases.len() > static_names::SLOTS,
+                "only {} static types",
+                cases.len()
+            );
+            let mut entered = Vec::new();
+            let mut refused = Vec::new();
+            for case in cases.iter() {
+                let case = case.cast::<PyTuple>().unwrap();
+                let obj = case.get_item(0).unwrap();
+                let expected: String = case.get_item(1).unwrap().extract().unwrap();
+                let ty = obj.get_type();
+                assert!(!is_heap_type(ty.as_type_ptr()), "{expected}");
+                assert!(
+                    static_names::lookup(ty.as_type_ptr()).is_none(),
+                    "{expected}"
+                );
+                // Not recorded on request, yet named: static types are entered regardless.
+                let name = ExporterName::of(&obj, false);
+                match &name {
+                    ExporterName::Static(_) => {
+                        assert_eq!(name.to_string(), expected);
+                        let entry = static_names::lookup(ty.as_type_ptr()).expect(&expected);
+                        assert_eq!(&*entry.name, expected);
+                        entered.push((obj, expected));
+                    }
+                    // The table has no room for it: recorded like a heap type's name, only
+                    // when asked for.
+                    ExporterName::Unrecorded => {
+                        assert!(static_names::lookup(ty.as_type_ptr()).is_none());
+                        let recorded = ExporterName::of(&obj, true);
+                        assert!(matches!(recorded, ExporterName::Owned(_)), "{expected}");
+                        assert_eq!(recorded.to_string(), expected);
+                        refused.push(expected);
+                    }
+                    ExporterName::Owned(_) => panic!("{expected}: copied though not asked"),
+                }
+            }
+            assert!(entered.len() <= static_names::SLOTS);
+            assert!(
+                entered.len() >= static_names::SLOTS / 2,
+                "{}",
+                entered.len()
+            );
+            assert!(!refused.is_empty());
+            // Entered names are found again, the same entry, from another thread too.
+            let entries: Vec<(usize, &'static static_names::Entry, String)> = entered
+                .iter()
+                .map(|(obj, expected)| {
+                    let ty = obj.get_type_ptr();
+                    (
+                        ty as usize,
+                        static_names::lookup(ty).unwrap(),
+                        expected.clone(),
+                    )
+                })
+                .collect();
+            py.detach(|| {
+                std::thread::spawn(move || {
+                    for (ty, entry, expected) in entries {
+                        let again = static_names::lookup(ty as *mut ffi::PyTypeObject).unwrap();
+                        assert!(std::ptr::eq(again, entry));
+                        assert_eq!(&*again.name, expected);
+                    }
+                })
+                .join()
+                .unwrap()
+            });
+            println!(
+                "{} static types entered, {} refused",
+                entered.len(),
+                refused.len()
+            );
+        });
+        println!("CHILD-OK");
+    }
 }
