@@ -540,6 +540,7 @@ fn staticarray_legacy_mode_and_redirect_chains() {
                     Err(Error::ReadOnly { .. })
                 ));
             }
+            common::finish_attached_drops(py);
             let after: isize = eval(&g, &format!("sys.getrefcount({name})"))
                 .extract()
                 .unwrap();

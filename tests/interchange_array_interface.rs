@@ -436,6 +436,7 @@ fn a_dict_over_a_bytearray_with_offset_and_strides() {
         let resize = py.run(c"ba.append(1)", Some(&g), None);
         assert!(resize.unwrap_err().is_instance_of::<PyBufferError>(py));
         drop(b);
+        common::finish_attached_drops(py);
         run(py, &g, "ba.append(1)");
 
         // an array that does not fit in its data buffer is refused, whichever end
