@@ -2,7 +2,8 @@
 # The stable ABI (pyo3's `abi3-py311`): the Rust tests whose code paths differ under the
 # limited API, and the Python suite with one abi3 wheel on every CPython 3.11+.
 #
-# 1. A build for abi3 below 3.11 must stop with pybuf's one message (build.rs).
+# 1. A build for abi3 below 3.11 must stop with pybuf's one message (build.rs); clippy of
+#    the limited-API code paths (the library, its tests, the python/ module).
 # 2. `cargo test --features pyo3/abi3-py311` of the unit tests (release queue, name table)
 #    and the core_*, release and export* integration tests, embedding CPython 3.11 (where
 #    every drop is queued: the tests check that documented behaviour) and the newest 3.12+
@@ -36,6 +37,11 @@ tests=(--lib --test core_errors --test core_exporters --test core_writes --test 
   rm -f "$log"
 
   v=$("$PYO3_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  echo "== cargo clippy --features pyo3/abi3-py311 (the limited-API code paths)"
+  CARGO_TARGET_DIR=$root/target/abi3-py$v cargo clippy --all-targets --all-features \
+    --features pyo3/abi3-py311 -- -D warnings
+  CARGO_TARGET_DIR=$root/target/abi3-py$v cargo clippy -p pybuf-testmod --features abi3 \
+    -- -D warnings
   echo "== cargo test --features pyo3/abi3-py311 (Python: $v)"
   CARGO_TARGET_DIR=$root/target/abi3-py$v cargo test --all-features \
     --features pyo3/abi3-py311 "${tests[@]}"

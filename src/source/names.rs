@@ -301,8 +301,9 @@ mod static_names {
     /// The home slot of a type address (Fibonacci hashing: the top bits of a multiply).
     #[inline(always)]
     fn home(ty: usize) -> usize {
-        (ty.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
-            >> (usize::BITS - SLOTS.trailing_zeros())) as usize
+        // (On 32-bit targets the constant is truncated: still odd, still a fine multiplier.)
+        ty.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+            >> (usize::BITS - SLOTS.trailing_zeros())
     }
 
     /// The entry of static type `ty`, if it has one.
