@@ -376,10 +376,14 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     qualified_name(&obj.get_type()).unwrap_or_else(|_| "<unknown type>".to_string())
 }
 
-/// [`type_name`] of instances of `ty`, or the error of reading its `__module__` or
-/// `__qualname__`.
+/// [`type_name`] of instances of `ty` (its `__name__` when it has no `__module__`), or the
+/// error of reading its name.
 fn qualified_name(ty: &Bound<'_, PyType>) -> PyResult<String> {
-    let name = ty.fully_qualified_name()?.to_string();
+    // a class without `__module__` (made by code run in a bare namespace) still has a name
+    let name = ty
+        .fully_qualified_name()
+        .or_else(|_| ty.name())?
+        .to_string();
     Ok(name
         .strip_prefix("builtins.")
         .map(str::to_string)
