@@ -9,7 +9,7 @@
 //!
 //! | Where the handle is dropped | What happens |
 //! |---|---|
-//! | on a thread attached to the (main) interpreter | released at once |
+//! | on a thread attached to the (main) interpreter | released at once (queued instead on a stable-ABI build running on CPython 3.11, see [below](#how-attached-is-decided)) |
 //! | anywhere else (plain threads, inside `py.detach`, ...) | queued, released at the next safe point |
 //! | after interpreter finalization has begun, or once it has ended | leaked, never touched |
 //!
@@ -64,15 +64,22 @@
 //!   thread (`PyGILState_GetThisThreadState`) before its interpreter is compared.
 //! - **Stable ABI** (`Py_LIMITED_API`, pyo3's `abi3-py311` or later): the limited API has no
 //!   getter of the current thread state that tolerates "none" (`PyThreadState_Get` aborts the
-//!   process), and `PyGILState_Check` (not exposed there by pyo3 either) answers "yes" for
-//!   every thread once a sub-interpreter has ever existed. On 3.12+ the runtime's thread-local
+//!   process; `PyThreadState_GetDict` on 3.11 creates the dict of whichever thread holds the
+//!   GIL), and `PyGILState_Check` is not in the limited API at all (declared in
+//!   `cpython/pystate.h`, absent from the stable-ABI manifest through 3.13; besides, it
+//!   answers "yes" for every thread once a sub-interpreter has ever existed, and nothing in
+//!   the limited API tells when that happened). On 3.12+ the runtime's thread-local
 //!   makes `PyThreadState_GetDict()` an exact test (NULL, touching nothing, when this thread
 //!   has no current thread state; this thread's dict otherwise), after which
 //!   `PyInterpreterState_Get()` is safe and is compared with the main interpreter. On **3.11
 //!   under the stable ABI this cannot be decided soundly**: the current thread state is a
 //!   global there, and no limited-API call tells this thread's from another's without either
 //!   aborting or touching the other thread's state. So there every drop is queued (released
-//!   at the next acquisition, flush, pending call or exit), never released at once.
+//!   at the next acquisition, flush, pending call or exit), never released at once. A drop on
+//!   the main thread schedules the pending call itself, so Python code that runs on the main
+//!   thread next (the caller of an extension function, say) finds the buffer released; Rust
+//!   code that needs the memory back at once (to resize a `bytearray` it has just dropped a
+//!   handle of, without running Python code first) calls [`flush_releases`].
 //!
 //! `PyGILState_Check` is not used: it answers "yes" whenever sub-interpreters exist or the
 //! runtime is not initialized. A thread attached to a sub-interpreter queues the release for
