@@ -61,6 +61,33 @@ echo "== abi3 wheel: building once with Python ${first%%:*}"
 wheel=$(ls "$wheels"/pybuf_testmod-*-cp311-abi3-*.whl)
 echo "== abi3 wheel: $(basename "$wheel")"
 
+# Every CPython symbol the module imports must be in the 3.11 stable ABI (the list CPython's
+# own test_stable_abi_ctypes checks; skipped where that test is not installed).
+python311=$(find_python 3.11 || true)
+manifest=""
+[ -n "$python311" ] && manifest=$("$python311" -c '
+import os, test
+path = os.path.join(os.path.dirname(test.__file__), "test_stable_abi_ctypes.py")
+print(path if os.path.exists(path) else "")' 2>/dev/null || true)
+if [ -n "$manifest" ] && command -v nm >/dev/null; then
+  so=$(mktemp -d)
+  "$python311" -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+z.extractall(sys.argv[2], [n for n in z.namelist() if n.endswith(".so")])' "$wheel" "$so"
+  nm -D --undefined-only "$so"/pybuf_testmod/*.so | awk '{print $NF}' | grep -E '^_?Py' \
+    | "$python311" -c '
+import re, sys
+stable = set(re.findall(r"\"([A-Za-z_][A-Za-z0-9_]*)\"", open(sys.argv[1]).read()))
+used = sorted(set(sys.stdin.read().split()))
+outside = [s for s in used if s not in stable]
+if outside:
+    sys.exit(f"outside the 3.11 stable ABI: {outside}")
+print(f"   {len(used)} CPython symbols imported, all in the 3.11 stable ABI")' "$manifest"
+  rm -rf "$so"
+else
+  echo "   (no CPython 3.11 test suite or nm here: the symbol check is skipped)"
+fi
+
 summary=()
 failed=0
 for entry in "${installed[@]}"; do
