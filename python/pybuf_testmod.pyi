@@ -58,6 +58,27 @@ def describe(x: Buffer) -> dict[str, Any]:
     c_contiguous, f_contiguous, element_kind and alignment.
     """
 
+def mean(x: Buffer) -> float:
+    """Return the mean of every element of a numeric buffer (int8..uint64, float32, float64) of
+    any shape and layout, as a float.
+    """
+
+def count_true(mask: Buffer) -> int:
+    """Return how many items of a bool buffer of any shape are true (any non-zero byte, as numpy
+    counts them).
+    """
+
+def gray(image: Buffer) -> Buffer:
+    """Return the luma of an H×W×3 uint8 RGB image (ITU-R 601, rounded): a 2-D uint8 buffer."""
+
+def frame_scores(frames: Buffer) -> list[float]:
+    """Return the score of each frame of a 1-D array of numpy's packed frame records (any slice)."""
+
+def parse_frames(data: Buffer) -> list[tuple[int, float, int, int, int]]:
+    """Return the packed frame records in raw bytes (bytes, bytearray, mmap, ...) as a list of
+    (frame, score, x, y, label) tuples.
+    """
+
 class ExportedBuffer:
     """Rust-owned memory exported to Python (the class is pybuf.ExportedBuffer): a buffer,
     a DLPack producer and an array-interface exporter."""

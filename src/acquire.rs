@@ -11,6 +11,15 @@
 //! 5. the number of dimensions is not `D`'s ([`Error::Dimensions`]);
 //! 6. the layout is impossible ([`Error::InvalidLayout`], from [`Layout::read`]).
 //!
+//! An `[E; N]` element type also takes a buffer of `E` items with one more axis, the last of
+//! length `N` and contiguous (byte stride the size of `E`): an H×W×3 `uint8` image is a
+//! `Buffer2<[u8; 3]>`, an N×3 `float32` array a `Buffer1<[f32; 3]>`. At step 3 the item
+//! matches `E` instead of `T`; step 5 wants one more dimension than `D`; at step 6 the last
+//! axis is checked ([`Error::TrailingAxis`]) and folded into the item
+//! ([`Layout::absorb_last_axis`]), so the typed layout simply has one axis fewer and a bigger
+//! item, and every later check (alignment, strides, borrows, writes) sees it as for any other
+//! element type.
+//!
 //! An exporter whose `ndim` or shape is impossible (ndim 65 or −1, a negative length, no
 //! shape for several dimensions) gets [`Error::InvalidLayout`] saying so wherever a message
 //! would otherwise describe its shape (steps 3 to 5), so no message invents a shape.
@@ -29,7 +38,7 @@ use crate::any::AnyBuffer;
 use crate::buffer::Buffer;
 use crate::element::Element;
 use crate::error::{Error, Expected, Found};
-use crate::format::{self, ItemLayout, Mismatch};
+use crate::format::{self, ItemKind, ItemLayout, Mismatch};
 use crate::layout::{self, Layout};
 use crate::source::{Acquired, Filled, FormatText, Request, Source};
 
@@ -43,6 +52,15 @@ pub(crate) fn typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     request: Request,
 ) -> Result<Buffer<T, D>, Error> {
+    if T::SCALAR.is_some() {
+        if let Some(filled) = crate::source::numpy::acquire(obj, request) {
+            if let Ok(buffer) = fast::<T, D>(obj, filled) {
+                return Ok(buffer);
+            }
+            // not for the fast path after all (dropped, so released): the buffer protocol
+            // answers as usual
+        }
+    }
     validate_typed(obj, Filled::new_any(obj, request)?)
 }
 
@@ -61,27 +79,65 @@ fn validate_typed<T: Element, D: Dimension>(
     obj: &Bound<'_, PyAny>,
     filled: Filled,
 ) -> Result<Buffer<T, D>, Error> {
-    if let Some(format) = fast_element_match::<T>(&filled, obj.py()) {
-        if ndim_fits::<D>(filled.view().ndim) {
-            // SAFETY: `filled` holds a filled, unreleased view whose pointers stay valid while
-            // it lives (the sources' guarantee, see `crate::source`).
-            if let Ok(layout) = unsafe { Layout::<D>::read(filled.view()) } {
-                let acquired = filled.record(obj, Some(format), false);
-                return Ok(Buffer::from_validated(acquired, layout));
-            }
-        }
+    match fast::<T, D>(obj, filled) {
+        Ok(buffer) => Ok(buffer),
+        Err(filled) => general::<T, D>(filled.record(obj, None, true)),
     }
-    general::<T, D>(filled.record(obj, None, true))
+}
+
+/// Steps 2–6 in straight-line code: the buffer when every check passes, else the acquisition
+/// back (a check failed or does not apply).
+#[inline(always)]
+fn fast<T: Element, D: Dimension>(
+    obj: &Bound<'_, PyAny>,
+    filled: Filled,
+) -> Result<Buffer<T, D>, Filled> {
+    let Some(format) = fast_element_match::<T>(&filled, obj.py()) else {
+        return Err(filled);
+    };
+    if !ndim_fits::<D>(filled.view().ndim) {
+        return Err(filled);
+    }
+    // SAFETY: `filled` holds a filled, unreleased view whose pointers are valid now, during
+    // acquisition (the sources' guarantee, see `crate::source`).
+    match unsafe { Layout::<D>::read(filled.view()) } {
+        Ok(layout) => Ok(Buffer::from_validated(
+            filled.record(obj, Some(format), false),
+            layout,
+        )),
+        Err(_) => Err(filled),
+    }
 }
 
 /// Every step, in order, for an acquisition the fast path of [`typed`] did not accept.
 #[cold]
 #[inline(never)]
 fn general<T: Element, D: Dimension>(acquired: Acquired) -> Result<Buffer<T, D>, Error> {
-    check_element::<T, D>(&acquired, None)?;
-    check_ndim::<T, D>(&acquired, None)?;
-    let layout = read_layout::<D>(&acquired)?;
+    let layout = validated_layout::<T, D>(&acquired)?;
     Ok(Buffer::from_validated(acquired, layout))
+}
+
+/// Steps 2–6 of [`general`].
+fn validated_layout<T: Element, D: Dimension>(acquired: &Acquired) -> Result<Layout<D>, Error> {
+    match check_element::<T, D>(acquired, None)? {
+        Items::Direct => {
+            check_ndim::<T, D>(acquired, None)?;
+            read_layout::<D>(acquired)
+        }
+        Items::Absorbed { length } => {
+            check_ndim_absorbed::<T, D>(acquired, None)?;
+            let layout = read_layout::<IxDyn>(acquired)?;
+            absorbed_layout::<T, D>(acquired, layout, length, None)
+        }
+    }
+}
+
+/// How the exporter's items become `T`s.
+enum Items {
+    /// Each item is one `T`.
+    Direct,
+    /// `T` is `[E; length]`, each item an `E`: the last axis becomes the array.
+    Absorbed { length: usize },
 }
 
 /// The fast path of steps 2–4 for plain scalar element types: a format of at most two bytes
@@ -147,7 +203,11 @@ pub(crate) fn retype<T: Element, D: Dimension>(
     layout: Layout<IxDyn>,
     item: &ItemLayout,
 ) -> Result<Buffer<T, D>, Error> {
-    check_element::<T, D>(&acquired, Some(item))?;
+    if let Items::Absorbed { length } = check_element::<T, D>(&acquired, Some(item))? {
+        check_ndim_absorbed::<T, D>(&acquired, Some(item))?;
+        let layout = absorbed_layout::<T, D>(&acquired, layout, length, Some(item))?;
+        return Ok(Buffer::from_validated(acquired, layout));
+    }
     check_ndim::<T, D>(&acquired, Some(item))?;
     let layout = if layout.ndim() == 0 && D::NDIM == Some(1) {
         layout.scalar_as_1d::<D>()
@@ -160,18 +220,60 @@ pub(crate) fn retype<T: Element, D: Dimension>(
             type_name: acquired.exporter_name(),
             format: acquired.format().to_string(),
             item: Some(item.describe()),
+            itemsize: shown_itemsize(acquired.view().itemsize, Some(item)),
             shape: Vec::new(),
         }),
     })?;
     Ok(Buffer::from_validated(acquired, layout))
 }
 
-/// Steps 2–4: the format parses, describes `T`, and agrees with the exporter's `itemsize`.
-/// `parsed` is the item when the caller parsed it already.
+/// Step 6 for an absorbed trailing axis: the last axis of `layout` (read with the exporter's
+/// own number of dimensions) has `length` items back to back and no indirection; it becomes
+/// the item.
+fn absorbed_layout<T: Element, D: Dimension>(
+    acquired: &Acquired,
+    layout: Layout<IxDyn>,
+    length: usize,
+    item: Option<&ItemLayout>,
+) -> Result<Layout<D>, Error> {
+    let last = layout.ndim() - 1; // check_ndim_absorbed: at least one axis
+    let found_length = layout.shape[last];
+    let stride = layout.strides()[last];
+    let indirect = layout.suboffsets.as_ref().is_some_and(|sub| sub[last] >= 0);
+    let contiguous = found_length <= 1 || stride.unsigned_abs() == layout.itemsize && stride > 0;
+    if found_length != length || !contiguous || indirect {
+        let parsed;
+        let item = match item {
+            Some(item) => Some(item),
+            None => {
+                parsed = parse_item(acquired).ok();
+                parsed.as_ref()
+            }
+        };
+        return Err(Error::TrailingAxis {
+            expected: Box::new(expected::<T, D>()),
+            found: Box::new(found(acquired, item)?),
+            length: found_length,
+            stride,
+            indirect,
+            expected_length: length,
+            expected_stride: layout.itemsize,
+        });
+    }
+    let absorbed = layout
+        .absorb_last_axis()
+        .map_err(|reason| invalid_layout(acquired, reason))?;
+    Ok(absorbed
+        .into_dimensionality::<D>()
+        .expect("check_ndim_absorbed: one axis more than D"))
+}
+
+/// Steps 2–4: the format parses, describes `T` (or `E` of `T = [E; N]`), and agrees with the
+/// exporter's `itemsize`. `parsed` is the item when the caller parsed it already.
 fn check_element<T: Element, D: Dimension>(
     acquired: &Acquired,
     parsed: Option<&ItemLayout>,
-) -> Result<(), Error> {
+) -> Result<Items, Error> {
     let owned;
     let item = match parsed {
         Some(item) => item,
@@ -184,25 +286,53 @@ fn check_element<T: Element, D: Dimension>(
         Some(scalar) => item.matches_scalar(scalar),
         None => item.matches(&T::layout()),
     };
-    if let Err(mismatch) = matched {
-        let expected = Box::new(expected::<T, D>());
-        let found = Box::new(found(acquired, Some(item))?);
-        return Err(match mismatch {
-            Mismatch::ByteOrder { found: data, .. } => Error::ByteOrder {
-                expected,
-                found,
-                data,
-            },
-            Mismatch::Layout | Mismatch::FieldName { .. } => Error::ElementType { expected, found },
-        });
-    }
-    check_itemsize(acquired, item)
+    let mismatch = match matched {
+        Ok(()) => return check_itemsize(acquired, item).map(|()| Items::Direct),
+        Err(mismatch) => mismatch,
+    };
+    // `[E; N]` also takes items of `E`, with the array along the last axis
+    let mismatch = match (&mismatch, trailing_array::<T>()) {
+        (Mismatch::Layout, Some((elem, length))) => match item.matches(&elem) {
+            Ok(()) => return check_itemsize(acquired, item).map(|()| Items::Absorbed { length }),
+            Err(elem_mismatch @ Mismatch::ByteOrder { .. }) => elem_mismatch,
+            Err(_) => mismatch,
+        },
+        _ => mismatch,
+    };
+    let expected = Box::new(expected::<T, D>());
+    let found = Box::new(found(acquired, Some(item))?);
+    Err(match mismatch {
+        Mismatch::ByteOrder {
+            found: data,
+            expected: element,
+        } => Error::ByteOrder {
+            expected,
+            found,
+            data,
+            element,
+        },
+        Mismatch::Layout | Mismatch::FieldName { .. } => Error::ElementType { expected, found },
+    })
 }
 
-/// Parses the exporter's format into an item layout. A struct whose format leaves out its
-/// trailing padding (numpy does, unless the struct ends in native-alignment mode) is padded
-/// to the exporter's `itemsize`; every other size disagreement is left for
-/// [`check_itemsize`] to report.
+/// `Some((E's layout, N))` when `T` is an array `[E; N]` of one dimension with `N ≥ 1`, which
+/// may absorb a trailing axis of length `N`.
+fn trailing_array<T: Element>() -> Option<(ItemLayout, usize)> {
+    match T::layout().kind {
+        ItemKind::Array { shape, elem } if shape.len() == 1 && shape[0] >= 1 => {
+            Some((*elem, shape[0]))
+        }
+        _ => None,
+    }
+}
+
+/// Parses the exporter's format into an item layout. A struct whose size disagrees with the
+/// exporter's `itemsize` only in its trailing padding is fitted to the `itemsize`
+/// ([`ItemLayout::fit_to_itemsize`]): numpy leaves the padding out of formats that do not end
+/// in native-alignment mode, and describes packed (`align=False`) dtypes with native-mode
+/// formats that imply padding the items do not have (17-byte items as
+/// `T{I:frame:=d:score:@H:x:H:y:B:label:}`, 20 bytes by the native rules). Every other size
+/// disagreement is left for [`check_itemsize`] to report.
 fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
     let item = acquired.parse_item().map_err(|error| Error::Format {
         type_name: acquired.exporter_name(),
@@ -210,7 +340,7 @@ fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
     })?;
     match usize::try_from(acquired.view().itemsize) {
         Ok(itemsize) if itemsize != item.size => {
-            Ok(item.clone().pad_to_itemsize(itemsize).unwrap_or(item))
+            Ok(item.clone().fit_to_itemsize(itemsize).unwrap_or(item))
         }
         _ => Ok(item),
     }
@@ -218,6 +348,7 @@ fn parse_item(acquired: &Acquired) -> Result<ItemLayout, Error> {
 
 /// Step 4: the exporter's `itemsize` is the size its format describes.
 fn check_itemsize(acquired: &Acquired, item: &ItemLayout) -> Result<(), Error> {
+    // a matched item has the element's size, so this also says `itemsize == size_of::<E>()`
     let itemsize = acquired.view().itemsize;
     if usize::try_from(itemsize) != Ok(item.size) {
         return Err(Error::ItemSize {
@@ -235,6 +366,23 @@ fn check_ndim<T: Element, D: Dimension>(
     item: Option<&ItemLayout>,
 ) -> Result<(), Error> {
     if ndim_fits::<D>(acquired.view().ndim) {
+        return Ok(());
+    }
+    Err(dimensions_error::<T, D>(acquired, item))
+}
+
+/// Step 5 for an absorbed trailing axis: one dimension more than `D` (at least one for
+/// [`IxDyn`]).
+fn check_ndim_absorbed<T: Element, D: Dimension>(
+    acquired: &Acquired,
+    item: Option<&ItemLayout>,
+) -> Result<(), Error> {
+    let ndim = acquired.view().ndim;
+    let fits = match D::NDIM {
+        Some(n) => ndim >= 0 && ndim as usize == n + 1,
+        None => ndim >= 1,
+    };
+    if fits {
         return Ok(());
     }
     Err(dimensions_error::<T, D>(acquired, item))
@@ -280,16 +428,50 @@ fn invalid_layout(acquired: &Acquired, reason: layout::LayoutError) -> Error {
 
 /// What a handle of `T` and `D` accepts, for messages.
 pub(crate) fn expected<T: Element, D: Dimension>() -> Expected {
+    let layout = T::layout();
+    let scalar = matches!(layout.kind, ItemKind::Scalar(_));
     Expected {
         type_name: T::type_name(),
-        format: T::layout().to_format(),
+        item: numpy_name(&layout),
+        format: layout.to_format(),
+        itemsize: (!scalar).then_some(layout.size),
         ndim: D::NDIM,
+        trailing_axis: trailing_array::<T>().map(|(elem, n)| (elem.describe(), n)),
+    }
+}
+
+/// An item in numpy's words (`float64`, `'>f8'`, `(3,) uint8`); `None` for records, which
+/// only have their Rust name.
+fn numpy_name(layout: &ItemLayout) -> Option<String> {
+    match &layout.kind {
+        ItemKind::Struct(_) => None,
+        _ => Some(layout.describe()),
+    }
+}
+
+/// `T` in numpy's words, for messages about its items (`float64`), or its Rust name for
+/// records.
+pub(crate) fn element_name<T: Element>() -> String {
+    numpy_name(&T::layout()).unwrap_or_else(T::type_name)
+}
+
+/// The exporter's `itemsize` when a message should show it: for items that are not a scalar
+/// (records, sub-arrays), and when it disagrees with the item's size.
+fn shown_itemsize(itemsize: isize, item: Option<&ItemLayout>) -> Option<isize> {
+    match item {
+        Some(item)
+            if matches!(item.kind, ItemKind::Scalar(_))
+                && usize::try_from(itemsize) == Ok(item.size) =>
+        {
+            None
+        }
+        _ => Some(itemsize),
     }
 }
 
 /// Describes an acquired buffer for the "found" half of a message — or, when the exporter's
 /// `ndim` or shape is impossible, the [`Error::InvalidLayout`] that says so instead.
-fn found(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Found, Error> {
+pub(crate) fn found(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Found, Error> {
     // SAFETY: as in `read_layout`.
     let shape = unsafe { layout::exporter_shape(acquired.view()) }
         .map_err(|reason| invalid_layout(acquired, reason))?;
@@ -297,6 +479,7 @@ fn found(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Found, Error>
         type_name: acquired.exporter_name(),
         format: acquired.format().to_string(),
         item: item.map(ItemLayout::describe),
+        itemsize: shown_itemsize(acquired.view().itemsize, item),
         shape,
     })
 }
@@ -312,7 +495,7 @@ mod tests {
             return false;
         };
         let item = match usize::try_from(itemsize) {
-            Ok(size) if size != item.size => item.clone().pad_to_itemsize(size).unwrap_or(item),
+            Ok(size) if size != item.size => item.clone().fit_to_itemsize(size).unwrap_or(item),
             _ => item,
         };
         let matched = match T::SCALAR {

@@ -1,6 +1,6 @@
 //! [`AnyBuffer`]: an untyped handle for inspection and dispatch on the element type.
 
-use ndarray::{Dimension, IxDyn, Order};
+use ndarray::{Dimension, Ix1, IxDyn, Order};
 use pyo3::prelude::*;
 
 use crate::acquire;
@@ -80,6 +80,71 @@ pub enum ElementKind {
     ComplexF64,
     /// Anything else; see [`AnyBuffer::item_layout`].
     Other,
+}
+
+impl ElementKind {
+    /// The kind of buffers that an element type `T` reads in native byte order (`F64` for
+    /// `f64`, `Bool` for `bool` and [`Bool`](crate::Bool)); [`ElementKind::Other`] for
+    /// everything else (byte-order types, arrays, records).
+    ///
+    /// ```
+    /// use pybuf::ElementKind;
+    /// assert_eq!(ElementKind::of::<f32>(), ElementKind::F32);
+    /// assert_eq!(ElementKind::of::<pybuf::be::F64>(), ElementKind::Other);
+    /// ```
+    pub fn of<T: Element>() -> ElementKind {
+        match T::SCALAR {
+            Some(scalar) if scalar.endian == Endian::NATIVE => kind_of_scalar(scalar.kind),
+            _ => ElementKind::Other,
+        }
+    }
+
+    /// numpy's name of the kind (`float64`, `uint8`, `bool`, `complex128`); `"other"` for
+    /// [`ElementKind::Other`].
+    pub fn name(self) -> &'static str {
+        match self {
+            ElementKind::Bool => "bool",
+            ElementKind::I8 => "int8",
+            ElementKind::U8 => "uint8",
+            ElementKind::I16 => "int16",
+            ElementKind::U16 => "uint16",
+            ElementKind::I32 => "int32",
+            ElementKind::U32 => "uint32",
+            ElementKind::I64 => "int64",
+            ElementKind::U64 => "uint64",
+            ElementKind::F16 => "float16",
+            ElementKind::BF16 => "bfloat16",
+            ElementKind::F32 => "float32",
+            ElementKind::F64 => "float64",
+            ElementKind::ComplexF32 => "complex64",
+            ElementKind::ComplexF64 => "complex128",
+            ElementKind::Other => "other",
+        }
+    }
+}
+
+/// The kind of a native scalar.
+fn kind_of_scalar(kind: ScalarKind) -> ElementKind {
+    match kind {
+        ScalarKind::Bool => ElementKind::Bool,
+        ScalarKind::I8 => ElementKind::I8,
+        ScalarKind::U8 | ScalarKind::Char => ElementKind::U8,
+        ScalarKind::I16 => ElementKind::I16,
+        ScalarKind::U16 => ElementKind::U16,
+        ScalarKind::I32 => ElementKind::I32,
+        ScalarKind::U32 => ElementKind::U32,
+        ScalarKind::I64 => ElementKind::I64,
+        ScalarKind::U64 => ElementKind::U64,
+        ScalarKind::Pointer if cfg!(target_pointer_width = "64") => ElementKind::U64,
+        ScalarKind::Pointer => ElementKind::U32,
+        ScalarKind::F16 => ElementKind::F16,
+        ScalarKind::BF16 => ElementKind::BF16,
+        ScalarKind::F32 => ElementKind::F32,
+        ScalarKind::F64 => ElementKind::F64,
+        ScalarKind::ComplexF32 => ElementKind::ComplexF32,
+        ScalarKind::ComplexF64 => ElementKind::ComplexF64,
+        _ => ElementKind::Other,
+    }
 }
 
 // SAFETY: the handle owns its acquisition (`Acquired` is Send + Sync) and immutable layout
@@ -205,26 +270,7 @@ impl AnyBuffer {
         if s.endian != Endian::NATIVE {
             return ElementKind::Other;
         }
-        match s.kind {
-            ScalarKind::Bool => ElementKind::Bool,
-            ScalarKind::I8 => ElementKind::I8,
-            ScalarKind::U8 | ScalarKind::Char => ElementKind::U8,
-            ScalarKind::I16 => ElementKind::I16,
-            ScalarKind::U16 => ElementKind::U16,
-            ScalarKind::I32 => ElementKind::I32,
-            ScalarKind::U32 => ElementKind::U32,
-            ScalarKind::I64 => ElementKind::I64,
-            ScalarKind::U64 => ElementKind::U64,
-            ScalarKind::Pointer if cfg!(target_pointer_width = "64") => ElementKind::U64,
-            ScalarKind::Pointer => ElementKind::U32,
-            ScalarKind::F16 => ElementKind::F16,
-            ScalarKind::BF16 => ElementKind::BF16,
-            ScalarKind::F32 => ElementKind::F32,
-            ScalarKind::F64 => ElementKind::F64,
-            ScalarKind::ComplexF32 => ElementKind::ComplexF32,
-            ScalarKind::ComplexF64 => ElementKind::ComplexF64,
-            _ => ElementKind::Other,
-        }
+        kind_of_scalar(s.kind)
     }
 
     /// Whether the memory is read-only.
@@ -264,7 +310,8 @@ impl AnyBuffer {
         let n = self.layout.len * self.layout.itemsize;
         let mut out = vec![0u8; n];
         // SAFETY: `out` holds every item's bytes, is fresh memory, and the shared borrow keeps
-        // Rust writers away during the copy.
+        // every other pybuf borrow from writing during the copy (writers outside the registry
+        // are the documented trust boundary).
         unsafe { copy::gather(&self.layout, out.as_mut_ptr(), order) };
         Ok(out)
     }
@@ -274,6 +321,85 @@ impl AnyBuffer {
     pub fn typed<T: Element, D: Dimension>(self) -> Result<Buffer<T, D>, Error> {
         let AnyBuffer { raw, layout, item } = self;
         acquire::retype(raw, layout, &item?)
+    }
+
+    /// Reads the buffer's bytes as a 1-D buffer of `T`, whatever its format says: numpy's
+    /// `np.frombuffer(x, dtype)`, zerocopy's `FromBytes::ref_from_bytes`. For records in raw
+    /// bytes (`bytes`, `bytearray`, `mmap`, a file read into memory) and for exporters whose
+    /// format does not describe their items (ctypes structures with `_pack_` export `'B'`).
+    ///
+    /// Checks, in order:
+    /// - the buffer is C-contiguous, its bytes back to back in C order
+    ///   ([`Error::NotContiguous`]); the bytes of a 0-d buffer are its one item;
+    /// - its length in bytes is a multiple of `size_of::<T>()` (not zero)
+    ///   ([`Error::ByteLength`]): the result has `len_bytes / size_of::<T>()` items.
+    ///
+    /// The format is not consulted: that is the reinterpretation. Everything else is checked
+    /// as for any buffer, when it matters: alignment when a view is asked for
+    /// ([`Error::Misaligned`] from [`Buffer::read`]; [`Buffer::read_or_copy`] copies
+    /// misaligned data instead, and `#[repr(C, packed)]` records have alignment 1), the
+    /// validity of every item that is read (a `bool` field must be 0 or 1), writes only for
+    /// writable memory ([`AnyBuffer::get_mut`]), and borrows against every other borrow of the
+    /// same memory.
+    ///
+    /// ```
+    /// use pybuf::AnyBuffer;
+    /// use pyo3::prelude::*;
+    ///
+    /// #[derive(Clone, Copy, Debug, PartialEq, pybuf::Element)]
+    /// #[repr(C, packed)]
+    /// struct Sample {
+    ///     id: u16,
+    ///     value: f32,
+    /// }
+    ///
+    /// Python::attach(|py| -> PyResult<()> {
+    ///     let data = py.eval(c"__import__('struct').pack('<HfHf', 1, 0.5, 2, -1.5)", None, None)?;
+    ///     let samples = AnyBuffer::get(&data)?.reinterpret::<Sample>()?;
+    ///     assert_eq!(samples.len(), 2);
+    ///     let second = samples.item(1)?;
+    ///     assert_eq!({ second.value }, -1.5);
+    ///
+    ///     let odd = py.eval(c"bytes(7)", None, None)?;
+    ///     let err = AnyBuffer::get(&odd)?.reinterpret::<Sample>().unwrap_err();
+    ///     assert!(err.to_string().contains("multiple of 6"));
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn reinterpret<T: Element>(self) -> Result<Buffer<T, Ix1>, Error> {
+        if !self.layout.is_c_contiguous() {
+            return Err(Error::NotContiguous {
+                type_name: self.raw.exporter_name(),
+                shape: self.shape().to_vec(),
+                strides: self.strides().to_vec(),
+            });
+        }
+        let size = std::mem::size_of::<T>();
+        let len = self.layout.len * self.layout.itemsize;
+        if size == 0 || len % size != 0 {
+            return Err(Error::ByteLength {
+                type_name: self.raw.exporter_name(),
+                element: T::type_name(),
+                element_size: size,
+                len,
+            });
+        }
+        let layout = self.layout.contiguous_bytes_as(size);
+        Ok(Buffer::from_validated(self.raw, layout))
+    }
+
+    /// The [`Error::UnsupportedElement`] for this buffer: `expected` names the element types
+    /// that were handled (numpy's names, as [`ElementKind::name`] gives them). What
+    /// [`dispatch!`](crate::dispatch!) returns for element types it was not given.
+    pub fn unsupported_element(&self, expected: &[&str]) -> Error {
+        match acquire::found(&self.raw, self.item.as_ref().ok()) {
+            Ok(found) => Error::UnsupportedElement {
+                expected: expected.join(", "),
+                found: Box::new(found),
+            },
+            Err(err) => err,
+        }
     }
 }
 
@@ -285,5 +411,26 @@ impl std::fmt::Debug for AnyBuffer {
             .field("strides", &self.strides())
             .field("readonly", &self.is_readonly())
             .finish()
+    }
+}
+
+/// An `AnyBuffer` argument of a `#[pyfunction]` makes a read request ([`AnyBuffer::get`]):
+/// the function then inspects the element type and dispatches on it.
+///
+/// ```
+/// use pybuf::AnyBuffer;
+/// use pyo3::prelude::*;
+///
+/// #[pyfunction]
+/// fn dtype_of(x: AnyBuffer) -> String {
+///     format!("{:?}", x.element_kind())
+/// }
+/// # fn main() {}
+/// ```
+impl<'a, 'py> FromPyObject<'a, 'py> for AnyBuffer {
+    type Error = Error;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
+        AnyBuffer::get(&obj)
     }
 }

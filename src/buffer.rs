@@ -4,7 +4,9 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix0, Ix1, Ix2, IxDyn, NdIndex, Order};
+use ndarray::{
+    Array, ArrayView, ArrayViewMut, Dimension, Ix0, Ix1, Ix2, Ix3, IxDyn, NdIndex, Order,
+};
 use pyo3::prelude::*;
 use pyo3::Borrowed;
 
@@ -16,6 +18,7 @@ use crate::error::{Access, Error};
 use crate::guard::{ReadGuard, WriteGuard};
 use crate::layout::Layout;
 use crate::source::{Acquired, Request, Source};
+use crate::view_or_copy::ViewOrCopy;
 
 /// A buffer of exactly 0 dimensions (numpy 0-d arrays and scalars, ctypes scalars).
 pub type Buffer0<T> = Buffer<T, Ix0>;
@@ -23,8 +26,20 @@ pub type Buffer0<T> = Buffer<T, Ix0>;
 pub type Buffer1<T> = Buffer<T, Ix1>;
 /// A 2-D buffer.
 pub type Buffer2<T> = Buffer<T, Ix2>;
+/// A 3-D buffer.
+pub type Buffer3<T> = Buffer<T, Ix3>;
 /// A buffer with any number of dimensions (0 to 64).
 pub type BufferD<T> = Buffer<T, IxDyn>;
+
+/// A writable 1-D buffer argument (see [`BufferMut`]); a 0-d exporter is accepted as shape
+/// `[1]`.
+pub type BufferMut1<T> = BufferMut<T, Ix1>;
+/// A writable 2-D buffer argument (see [`BufferMut`]).
+pub type BufferMut2<T> = BufferMut<T, Ix2>;
+/// A writable 3-D buffer argument (see [`BufferMut`]).
+pub type BufferMut3<T> = BufferMut<T, Ix3>;
+/// A writable buffer argument with any number of dimensions (see [`BufferMut`]).
+pub type BufferMutD<T> = BufferMut<T, IxDyn>;
 
 /// A typed handle on the memory of a Python object that supports the buffer protocol.
 ///
@@ -43,10 +58,12 @@ pub type BufferD<T> = Buffer<T, IxDyn>;
 ///   in the process;
 /// - **unsafe raw access** ([`as_ptr`](Buffer::as_ptr) and friends) for the rest.
 ///
-/// Every access through this handle takes part in pybuf's borrow registry, so safe Rust code
-/// can never hold aliasing mutable references to the memory, even through two handles of the
-/// same object. The one trust boundary: Python or C code that writes to the memory while Rust
-/// holds a borrow of it (true of every C extension).
+/// Every access through this handle takes part in pybuf's borrow registry, so two borrows
+/// made through pybuf handles never alias mutably, even through two handles of the same
+/// object, as long as they see the memory at the same virtual addresses. What the registry
+/// cannot see — Python or C code writing the memory while a guard lives (also Python code run
+/// on this thread), memory mapped twice, borrows taken through other libraries — is listed in
+/// the crate documentation, "What pybuf guarantees".
 ///
 /// ```
 /// use pybuf::{Buffer1, Buffer2};
@@ -61,7 +78,7 @@ pub type BufferD<T> = Buffer<T, IxDyn>;
 ///
 ///     // the number of dimensions is part of the type
 ///     let err = Buffer2::<u8>::get(&data).unwrap_err();
-///     assert!(err.to_string().starts_with("expected a 2-D buffer of u8"));
+///     assert!(err.to_string().starts_with("expected a 2-D buffer of uint8 (u8"));
 ///     Ok(())
 /// })
 /// .unwrap();
@@ -83,7 +100,9 @@ pub struct Buffer<T: Element, D: Dimension = IxDyn> {
 // `release::release`, which is safe on any thread.
 unsafe impl<T: Element, D: Dimension> Send for Buffer<T, D> {}
 // SAFETY: `&Buffer` methods that touch memory take registry borrows (shared for reads,
-// exclusive for writes), so concurrent calls from several threads cannot race each other.
+// exclusive for writes) or go through guards holding one, so concurrent calls on one handle
+// from several threads are ordered by the registry like calls through separate handles. The
+// rest of `&self` is immutable after acquisition (the `viewable` flag is atomic).
 unsafe impl<T: Element, D: Dimension> Sync for Buffer<T, D> {}
 
 impl<T: Element, D: Dimension> Buffer<T, D> {
@@ -126,6 +145,18 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// exports read-only arrays that way).
     pub fn from_dlpack_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
         acquire::typed_from(obj, Source::DLPack, Request::Write)
+    }
+
+    /// Acquires through the buffer protocol only (`PyObject_GetBuffer`), for reading: what
+    /// [`get`](Buffer::get) does for every object that supports it, minus the fast path that
+    /// reads numpy arrays' own struct ([`Source::Numpy`], which answers the same).
+    pub fn from_buffer_protocol(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::BufferProtocol, Request::Read)
+    }
+
+    /// Acquires through the buffer protocol only, for writing.
+    pub fn from_buffer_protocol_mut(obj: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        acquire::typed_from(obj, Source::BufferProtocol, Request::Write)
     }
 
     /// Acquires through `obj.__array_interface__` only (a version-3 dict), for reading.
@@ -270,7 +301,8 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         let mut out: Vec<T> = Vec::with_capacity(len);
         // SAFETY: the spare capacity holds `len` items of `T` (`itemsize == size_of::<T>()`,
         // checked at acquisition), it is fresh memory that cannot overlap the buffer, and the
-        // caller's borrow keeps other Rust writers away while we read.
+        // caller's borrow means no other pybuf borrow writes the memory while we read (writers
+        // outside the registry are the documented trust boundary).
         unsafe { copy::gather(&self.layout, out.as_mut_ptr().cast::<u8>(), order) };
         validate_items::<T>(&out.spare_capacity_mut()[..len])?;
         // SAFETY: all `len` items were written by `gather` and validated above.
@@ -428,7 +460,11 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
     /// [`Error::Misaligned`] when no view of the layout can exist, with
     /// [`Error::BorrowConflict`] while an overlapping [`write`](Buffer::write) borrow is live,
     /// and with [`Error::InvalidValue`] when an item is not a valid `T` (a `bool` byte other
-    /// than 0 or 1).
+    /// than 0 or 1; read such data as [`Bool`](crate::Bool)).
+    ///
+    /// The validity check holds for what the memory held when the guard was made: Python code
+    /// that writes the memory while the guard lives (a callback, `py.run`, a `__del__`) is
+    /// outside pybuf's control, and undefined behaviour while a view from the guard is in use.
     pub fn read(&self) -> Result<ReadGuard<'_, T, D>, Error> {
         self.check_viewable()?;
         let token = borrow::acquire(self.layout.region(), Access::Shared)?;
@@ -457,7 +493,9 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         Ok(WriteGuard::new(self, token))
     }
 
-    /// Calls `f` with a read-only view (the proposal's *Map*).
+    /// Calls `f` with a read-only view: [`read`](Buffer::read) for the duration of the call,
+    /// with the same failures. [`with_or_copy`](Buffer::with_or_copy) also takes layouts that
+    /// no view can describe.
     ///
     /// ```
     /// # use pyo3::prelude::*;
@@ -472,11 +510,56 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         Ok(f(guard.view()))
     }
 
-    /// Calls `f` with a mutable view (the proposal's *Do*); fails as [`write`](Buffer::write)
-    /// does.
+    /// Calls `f` with a mutable view: [`write`](Buffer::write) for the duration of the call,
+    /// with the same failures.
     pub fn with_mut<R>(&self, f: impl FnOnce(ArrayViewMut<'_, T, D>) -> R) -> Result<R, Error> {
         let mut guard = self.write()?;
         Ok(f(guard.view_mut()))
+    }
+
+    /// A zero-copy view where one can exist, else an owned copy: "give me the items, copying
+    /// only if I must".
+    ///
+    /// The view is [`read`](Buffer::read)'s; the copy ([`to_array`](Buffer::to_array), C
+    /// order) is made exactly when no view of the layout can exist: misaligned data, byte
+    /// strides that are not multiples of the item size (a field of a record array, `rec['x']`),
+    /// suboffsets. Everything else is still an error, also for the copy, which takes a
+    /// momentary shared borrow and checks every item: [`Error::BorrowConflict`] while an
+    /// overlapping [`write`](Buffer::write) guard lives, [`Error::InvalidValue`] for an item
+    /// that is not a valid `T`.
+    ///
+    /// ```
+    /// # use pyo3::prelude::*;
+    /// # Python::attach(|py| -> PyResult<()> {
+    /// // the 'x' field of a packed record array: stride 9, no f64 view can describe it
+    /// let rec = py.eval(c"__import__('numpy').zeros(4, dtype=[('tag', 'u1'), ('x', 'f8')])", None, None)?;
+    /// let x = pybuf::Buffer1::<f64>::get(&rec.get_item("x")?)?;
+    /// let items = x.read_or_copy()?;
+    /// assert!(!items.is_view());
+    /// assert_eq!(items.view().len(), 4);
+    /// # Ok(()) }).unwrap();
+    /// ```
+    pub fn read_or_copy(&self) -> Result<ViewOrCopy<'_, T, D>, Error> {
+        match self.check_viewable() {
+            Ok(()) => self.read().map(ViewOrCopy::View),
+            Err(_) => self.to_array().map(ViewOrCopy::Copy),
+        }
+    }
+
+    /// Calls `f` with a view of the items: a zero-copy view where one can exist, else a view
+    /// of a copy, as [`read_or_copy`](Buffer::read_or_copy) decides (with its failures).
+    ///
+    /// ```
+    /// # use pyo3::prelude::*;
+    /// # Python::attach(|py| -> PyResult<()> {
+    /// let a = py.eval(c"__import__('numpy').arange(6.0)[::-2]", None, None)?;
+    /// let sum = pybuf::Buffer1::<f64>::get(&a)?.with_or_copy(|v| v.sum())?;
+    /// assert_eq!(sum, 5.0 + 3.0 + 1.0);
+    /// # Ok(()) }).unwrap();
+    /// ```
+    pub fn with_or_copy<R>(&self, f: impl FnOnce(ArrayView<'_, T, D>) -> R) -> Result<R, Error> {
+        let items = self.read_or_copy()?;
+        Ok(f(items.view()))
     }
 
     fn check_viewable(&self) -> Result<(), Error> {
@@ -496,6 +579,7 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         if let Some(address) = self.layout.first_misaligned(std::mem::align_of::<T>()) {
             return Err(Error::Misaligned {
                 type_name: T::type_name(),
+                item: acquire::element_name::<T>(),
                 align: std::mem::align_of::<T>(),
                 address,
             });
@@ -597,18 +681,21 @@ impl<'a, 'py, T: Element, D: Dimension> FromPyObject<'a, 'py> for Buffer<T, D> {
 /// refused with [`Error::ReadOnly`] before the function body runs. It dereferences to the
 /// `Buffer`.
 ///
+/// Like `Buffer`, its second parameter is the number of dimensions and defaults to any
+/// ([`IxDyn`](type@IxDyn)): prefer the aliases [`BufferMut1`], [`BufferMut2`], [`BufferMut3`] and
+/// [`BufferMutD`], which say it.
+///
 /// ```
-/// use pybuf::{Buffer1, BufferMut};
+/// use pybuf::{Buffer1, BufferMut1};
 /// use pyo3::prelude::*;
 ///
 /// #[pyfunction]
-/// fn scale(x: Buffer1<f64>, factor: f64, out: BufferMut<f64, ndarray::Ix1>) -> PyResult<()> {
+/// fn scale(x: Buffer1<f64>, factor: f64, out: BufferMut1<f64>) -> PyResult<()> {
 ///     let src = x.read()?; // registered before any memory is touched: an `out` that
 ///     let mut dst = out.write()?; // overlaps `x` is refused with a borrow conflict
 ///     dst.view_mut().zip_mut_with(&src.view(), |d, &s| *d = s * factor);
 ///     Ok(())
 /// }
-/// # use pybuf::ndarray;
 /// # fn main() {}
 /// ```
 pub struct BufferMut<T: Element, D: Dimension = IxDyn>(Buffer<T, D>);

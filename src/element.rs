@@ -2,7 +2,7 @@
 //!
 //! | format (this machine, little-endian LP64) | Rust element |
 //! |---|---|
-//! | `?` | `bool` (bytes other than 0/1 are refused, never read as `bool`) |
+//! | `?` | `bool` (bytes other than 0/1 are refused when read) or [`Bool`](crate::Bool) (every byte) |
 //! | `b` `h` `i` `q`, `l` `n` (native size) | `i8` `i16` `i32` `i64`, `i64` `isize` |
 //! | `B` `H` `I` `Q`, `L` `N` (native size) | `u8` `u16` `u32` `u64`, `u64` `usize` |
 //! | `<l` `=l` `>l` `!l` (standard size) | `i32`, `i32`, [`be::I32`], [`be::I32`] |
@@ -13,9 +13,21 @@
 //! | `>d`, `!d` (big-endian) | [`be::F64`] (align 1: also reads misaligned data) |
 //! | `<d` unaligned | [`le::F64`] or `zerocopy::Unalign<f64>` |
 //! | `3d`, `(2,3)d` | `[f64; 3]`, `[[f64; 3]; 2]` or `[f64; 6]` |
+//! | `B` with a last axis of length 3 (H×W×3 images), `f` with one of 3 (N×3 points) | `[u8; 3]`, `[f32; 3]`: the array takes the axis (see below) |
 //! | `5s` | `[u8; 5]` |
 //! | `P` | `usize` |
 //! | `T{...}` | a `#[repr(C)]` struct with `#[derive(pybuf::Element)]` |
+//!
+//! # Arrays take a trailing axis
+//!
+//! `[E; N]` reads items that are `[E; N]` (formats `'3d'`, `'(3)B'`), and also buffers of `E`
+//! with one more axis than the handle, whose last axis has length `N` and holds its items back
+//! to back (byte stride `size_of::<E>()`): a numpy H×W×3 `uint8` image is a
+//! `Buffer2<[u8; 3]>`, an N×3 `float32` array a `Buffer1<[f32; 3]>`. The typed buffer then has
+//! one axis fewer and `N`-item elements; everything else (alignment, strides of the other
+//! axes, borrows, writes) is checked as for any element type. A last axis of another length,
+//! or one whose items are not back to back (`img[..., ::-1]`, a channels-first array
+//! transposed), is refused with [`Error::TrailingAxis`].
 //!
 //! # Records: `#[derive(Element)]`
 //!
@@ -207,6 +219,10 @@ native_scalar! {
 #[cfg(all(feature = "complex", feature = "half"))]
 native_scalar! { num_complex::Complex<half::f16> => ScalarKind::ComplexF16 }
 
+/// Rust's `bool`: items must be 0 or 1, which every read checks
+/// ([`Error::InvalidValue`] otherwise). [`Bool`](crate::Bool)
+/// reads every byte, for masks that may hold others and for guards held across calls into
+/// Python.
 // SAFETY: `bool` is one byte with alignment 1 and no padding; only 0 and 1 are valid, which
 // `is_valid` checks and `ALWAYS_VALID = false` makes every reader call.
 unsafe impl Element for bool {

@@ -21,22 +21,24 @@ pub struct Found {
     pub type_name: String,
     /// The exporter's format string, verbatim (`'B'` when it gave none).
     pub format: String,
-    /// A description of the parsed item (`float32`, `big-endian float64`), if it parsed.
+    /// The parsed item in numpy's words (`float32`, `'>f8'`, `(3,) uint8`, `struct {...}`), if
+    /// the format parsed.
     pub item: Option<String>,
+    /// The exporter's `itemsize`, when the message should show it: for items that are not one
+    /// scalar (records, sub-arrays), and where it disagrees with the format.
+    pub itemsize: Option<isize>,
     /// The buffer's shape.
     pub shape: Vec<usize>,
 }
 
 impl fmt::Display for Found {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} buffer of format '{}'",
-            dims_word(self.shape.len()),
-            self.format
-        )?;
-        if let Some(item) = &self.item {
-            write!(f, " ({item})")?;
+        write!(f, "{} buffer of ", dims_word(self.shape.len()))?;
+        match (&self.item, self.itemsize) {
+            (Some(item), Some(n)) => write!(f, "{item} (format '{}', itemsize {n})", self.format)?,
+            (Some(item), None) => write!(f, "{item} (format '{}')", self.format)?,
+            (None, Some(n)) => write!(f, "format '{}' (itemsize {n})", self.format)?,
+            (None, None) => write!(f, "format '{}'", self.format)?,
         }
         write!(f, " with shape {}", shape_or_scalar(&self.shape))?;
         write!(f, " from '{}'", self.type_name)
@@ -48,10 +50,18 @@ impl fmt::Display for Found {
 pub struct Expected {
     /// The Rust element type (`f64`, `Complex<f32>`, `my_crate::Point`).
     pub type_name: String,
+    /// The element in numpy's words (`float64`, `'>f8'`, `(3,) uint8`); `None` for records,
+    /// which only have their Rust name.
+    pub item: Option<String>,
     /// Its canonical format (`'d'`, `'Zf'`, `'T{<i:x:<i:y:}'`).
     pub format: String,
+    /// Its size in bytes, when the message should show it (records, sub-arrays).
+    pub itemsize: Option<usize>,
     /// The number of dimensions, or `None` for any ([`IxDyn`](type@ndarray::IxDyn)).
     pub ndim: Option<usize>,
+    /// For `[E; N]` elements, which may also take the items of `E` with one more trailing
+    /// axis of length `N`: `E` in numpy's words and `N`.
+    pub trailing_axis: Option<(String, usize)>,
 }
 
 impl fmt::Display for Expected {
@@ -60,7 +70,26 @@ impl fmt::Display for Expected {
             Some(n) => write!(f, "a {} buffer", dims_word(n))?,
             None => write!(f, "a buffer")?,
         }
-        write!(f, " of {} (format '{}')", self.type_name, self.format)
+        match &self.item {
+            Some(item) => write!(
+                f,
+                " of {item} ({}, format '{}'",
+                self.type_name, self.format
+            )?,
+            None => write!(f, " of {} (format '{}'", self.type_name, self.format)?,
+        }
+        if let Some(n) = self.itemsize {
+            write!(f, ", itemsize {n}")?;
+        }
+        f.write_str(")")?;
+        if let Some((elem, n)) = &self.trailing_axis {
+            match self.ndim {
+                Some(d) => write!(f, " or a {} buffer of {elem}", dims_word(d + 1))?,
+                None => write!(f, " or a buffer of {elem}")?,
+            }
+            write!(f, " whose last axis has length {n} and is contiguous")?;
+        }
+        Ok(())
     }
 }
 
@@ -155,6 +184,10 @@ pub enum Error {
         found: Box<Found>,
     },
     /// Same element type, other byte order (for example `'>d'` read as `f64`). (`TypeError`)
+    ///
+    /// Read big-endian data with the types of [`be`](crate::be) (`pybuf::be::F64` for
+    /// `'>f8'`), little-endian data with the plain types or those of [`le`](crate::le); see
+    /// [`Error::hint`].
     ByteOrder {
         /// What the caller asked for.
         expected: Box<Expected>,
@@ -162,6 +195,8 @@ pub enum Error {
         found: Box<Found>,
         /// The data's byte order.
         data: Endian,
+        /// The element type's byte order.
+        element: Endian,
     },
     /// The exporter's `itemsize` disagrees with the size its format describes. (`BufferError`)
     ItemSize {
@@ -179,6 +214,55 @@ pub enum Error {
         /// What the buffer is.
         found: Box<Found>,
     },
+    /// An `[E; N]` element type was asked for and the buffer holds items of `E`, but its last
+    /// axis cannot become the array: another length than `N`, or not contiguous (a byte
+    /// stride other than the size of `E`). (`TypeError`)
+    TrailingAxis {
+        /// What the caller asked for.
+        expected: Box<Expected>,
+        /// What the buffer is.
+        found: Box<Found>,
+        /// The length of the buffer's last axis.
+        length: usize,
+        /// Its byte stride.
+        stride: isize,
+        /// Whether it uses suboffsets (indirection), which an item cannot span.
+        indirect: bool,
+        /// The length the array needs (`N`).
+        expected_length: usize,
+        /// The byte stride it needs (the size of `E`).
+        expected_stride: usize,
+    },
+    /// [`AnyBuffer::reinterpret`](crate::AnyBuffer::reinterpret) needs the buffer's bytes back
+    /// to back in C order. (`BufferError`)
+    NotContiguous {
+        /// The object's type name.
+        type_name: String,
+        /// The buffer's shape.
+        shape: Vec<usize>,
+        /// Its byte strides.
+        strides: Vec<isize>,
+    },
+    /// [`AnyBuffer::reinterpret`](crate::AnyBuffer::reinterpret): the buffer's length in bytes
+    /// is not a multiple of the element's size. (`ValueError`)
+    ByteLength {
+        /// The object's type name.
+        type_name: String,
+        /// The element type.
+        element: String,
+        /// Its size in bytes.
+        element_size: usize,
+        /// The buffer's length in bytes.
+        len: usize,
+    },
+    /// A dispatch over element types ([`dispatch!`](crate::dispatch!)) met an element type it
+    /// does not handle. (`TypeError`)
+    UnsupportedElement {
+        /// The element types handled, in numpy's words.
+        expected: String,
+        /// What the buffer is.
+        found: Box<Found>,
+    },
     /// The exporter described a layout that is impossible or too large to address: negative
     /// shape, `shape × stride` overflow, `ndim` above 64, NULL data with a non-zero length...
     /// (`BufferError`)
@@ -188,17 +272,23 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A zero-copy view would create misaligned references. (`BufferError`; copies work.)
+    /// A zero-copy view would create misaligned references. (`BufferError`)
+    ///
+    /// Copies work ([`Buffer::read_or_copy`](crate::Buffer::read_or_copy),
+    /// [`Buffer::to_vec`](crate::Buffer::to_vec)); element types of alignment 1
+    /// ([`le`](crate::le), [`be`](crate::be), `zerocopy::Unalign<T>`) view misaligned data.
     Misaligned {
         /// The element type.
         type_name: String,
+        /// The element type in numpy's words (`float64`).
+        item: String,
         /// Its required alignment.
         align: usize,
         /// The first misaligned address (base pointer or base + stride).
         address: usize,
     },
     /// A byte stride is not a multiple of the item size, so no element-stride view exists.
-    /// (`BufferError`; copies work.)
+    /// (`BufferError`; copies work: [`Buffer::read_or_copy`](crate::Buffer::read_or_copy).)
     StrideNotMultiple {
         /// The axis.
         axis: usize,
@@ -208,7 +298,7 @@ pub enum Error {
         itemsize: usize,
     },
     /// The buffer uses suboffsets (PIL-style indirection), which a view cannot follow.
-    /// (`BufferError`; copies work.)
+    /// (`BufferError`; copies work: [`Buffer::read_or_copy`](crate::Buffer::read_or_copy).)
     Suboffsets,
     /// The buffer's elements overlap each other (zero or overlapping strides), so no mutable
     /// view of it may exist. (`BufferError`)
@@ -240,7 +330,7 @@ pub enum Error {
         found: usize,
     },
     /// The memory holds a bit pattern that is not a valid value of the element type, such as
-    /// a `bool` byte other than 0 or 1. (`ValueError`)
+    /// a `bool` byte other than 0 or 1 (read those as [`Bool`](crate::Bool)). (`ValueError`)
     InvalidValue {
         /// The element type.
         type_name: String,
@@ -375,16 +465,13 @@ impl fmt::Display for Error {
                 expected,
                 found,
                 data,
+                element,
             } => write!(
                 f,
-                "expected {expected} in native ({}) byte order, got a {found}; \
-                 read {} data with a byte-order element type such as pybuf::{}::F64",
-                Endian::NATIVE.name(),
+                "expected {expected}, got a {found}: the byte order differs ({} data, {} \
+                 expected)",
                 data.name(),
-                match data {
-                    Endian::Little => "le",
-                    Endian::Big => "be",
-                }
+                element.name(),
             ),
             Error::ItemSize {
                 format,
@@ -398,6 +485,61 @@ impl fmt::Display for Error {
             Error::Dimensions { expected, found } => {
                 write!(f, "expected {expected}, got a {found}")
             }
+            Error::TrailingAxis {
+                expected,
+                found,
+                length,
+                stride,
+                indirect,
+                expected_length,
+                expected_stride,
+            } => {
+                write!(
+                    f,
+                    "expected {expected}, got a {found} whose last axis has length {length} \
+                     and byte stride {stride}"
+                )?;
+                if *indirect {
+                    f.write_str(" with suboffsets")?;
+                }
+                write!(
+                    f,
+                    " (expected length {expected_length} and byte stride {expected_stride})"
+                )
+            }
+            Error::NotContiguous {
+                type_name,
+                shape,
+                strides,
+            } => write!(
+                f,
+                "expected a C-contiguous buffer (its bytes back to back), got shape {} with \
+                 byte strides {strides:?} from '{type_name}'",
+                shape_or_scalar(shape)
+            ),
+            Error::ByteLength {
+                type_name,
+                element,
+                element_size: 0,
+                ..
+            } => write!(
+                f,
+                "expected an element type of at least one byte to read the bytes of \
+                 '{type_name}' as, got {element}, which has none"
+            ),
+            Error::ByteLength {
+                type_name,
+                element,
+                element_size,
+                len,
+            } => write!(
+                f,
+                "expected a length in bytes that is a multiple of {element_size} (the size of \
+                 {element}), got {len} bytes from '{type_name}'"
+            ),
+            Error::UnsupportedElement { expected, found } => {
+                write!(f, "expected a buffer of {expected}, got a {found}")
+            }
             Error::InvalidLayout { type_name, reason } => {
                 write!(
                     f,
@@ -406,12 +548,13 @@ impl fmt::Display for Error {
             }
             Error::Misaligned {
                 type_name,
+                item,
                 align,
                 address,
             } => write!(
                 f,
-                "expected {type_name} elements aligned to {align} bytes, found address \
-                 {address:#x}; a zero-copy view is impossible (to_vec() copies it)"
+                "expected {item} ({type_name}) items aligned to {align} bytes, found address \
+                 {address:#x}; a zero-copy view of misaligned data is impossible"
             ),
             Error::StrideNotMultiple {
                 axis,
@@ -420,12 +563,11 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "expected byte strides that are multiples of the item size {itemsize}, \
-                 found stride {stride} on axis {axis}; a zero-copy view is impossible \
-                 (to_vec() copies it)"
+                 found stride {stride} on axis {axis}; a zero-copy view is impossible"
             ),
             Error::Suboffsets => f.write_str(
                 "expected a direct buffer, found one with suboffsets (PIL-style indirection); \
-                 a zero-copy view is impossible (to_vec() copies it)",
+                 a zero-copy view is impossible",
             ),
             Error::SelfOverlapping { shape, strides } => write!(
                 f,
@@ -467,21 +609,14 @@ impl fmt::Display for Error {
                      {type_name} ({size} bytes) "
                 )?;
                 if padding.is_empty() {
-                    f.write_str(
-                        "whose Element impl does not rule out padding (HAS_PADDING = true, the \
-                         default: set it to false if every byte of every value is initialized)",
-                    )?;
+                    f.write_str("whose Element impl does not rule out padding")
                 } else {
                     let ranges: Vec<String> = padding
                         .iter()
                         .map(|r| format!("{}..{}", r.start, r.end))
                         .collect();
-                    write!(f, "with padding at bytes {}", ranges.join(", "))?;
+                    write!(f, "with padding at bytes {}", ranges.join(", "))
                 }
-                f.write_str(
-                    "; write it with set_item or copy_from_slice, which leave padding bytes as \
-                     they are",
-                )
             }
             Error::ViewsAlive { count } => write!(
                 f,
@@ -533,6 +668,75 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// Advice for the Rust author, where there is some: which element type or method handles
+    /// the case (`pybuf::be::F64` for big-endian data, `read_or_copy()` for layouts no view
+    /// can describe, [`Bool`](crate::Bool) for masks with bytes other than 0 and 1).
+    ///
+    /// It is not part of the message ([`Display`](fmt::Display), and the Python exception),
+    /// which speaks to whoever passed the buffer: usually a Python caller.
+    ///
+    /// ```
+    /// # use pyo3::prelude::*;
+    /// # Python::attach(|py| -> PyResult<()> {
+    /// let x = py.eval(c"__import__('numpy').arange(3.0).astype('>f8')", None, None)?;
+    /// let err = pybuf::Buffer1::<f64>::get(&x).unwrap_err();
+    /// assert!(!err.to_string().contains("pybuf::"));
+    /// assert!(err.hint().unwrap().contains("pybuf::be::F64"));
+    /// # Ok(()) }).unwrap();
+    /// ```
+    pub fn hint(&self) -> Option<String> {
+        const COPY: &str = "copy instead: read_or_copy() and with_or_copy() view where they can \
+                            and copy where they must; to_vec() and to_array() always copy";
+        Some(match self {
+            Error::ByteOrder {
+                data: Endian::Big, ..
+            } => "read big-endian data with the element types of pybuf::be (pybuf::be::F64 for \
+                  '>f8'); they have alignment 1, so views need no copy"
+                .to_string(),
+            Error::ByteOrder {
+                data: Endian::Little,
+                ..
+            } => "read little-endian data with the plain Rust types where it is aligned, or \
+                  with the element types of pybuf::le (alignment 1) anywhere"
+                .to_string(),
+            Error::Misaligned { .. } => format!(
+                "{COPY}; or read with an element type of alignment 1 (pybuf::le::F64, \
+                 zerocopy::Unalign<T>), which views misaligned data"
+            ),
+            Error::StrideNotMultiple { .. } | Error::Suboffsets => COPY.to_string(),
+            Error::InvalidValue { .. } => "read masks whose bytes may be other than 0 and 1 as \
+                                           pybuf::Bool, which accepts every byte"
+                .to_string(),
+            Error::ItemSize { .. } => "if the format does not describe the items (ctypes \
+                                       structures with _pack_ export 'B'), read their bytes with \
+                                       AnyBuffer::reinterpret::<T>()"
+                .to_string(),
+            Error::TrailingAxis { .. } => "an [E; N] element takes a last axis of length N \
+                                           whose items are back to back; copy other layouts \
+                                           with a Buffer of E"
+                .to_string(),
+            Error::BorrowConflict { .. } => "a guard (read(), write(), with...) of overlapping \
+                                             memory is still live: end it first; copies take \
+                                             momentary borrows too"
+                .to_string(),
+            Error::PaddedElement { padding, .. } if padding.is_empty() => {
+                "a hand-written Element impl keeps the default HAS_PADDING = true: set it to \
+                 false if every byte of every value is initialized; or write with set_item or \
+                 copy_from_slice, which leave padding bytes as they are"
+                    .to_string()
+            }
+            Error::PaddedElement { .. } => "write it with set_item or copy_from_slice, which \
+                                            leave padding bytes as they are"
+                .to_string(),
+            Error::UnsupportedElement { .. } => "list more element types in the dispatch, or \
+                                                 handle ElementKind::Other yourself"
+                .to_string(),
+            _ => return None,
+        })
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -554,13 +758,17 @@ impl From<Error> for PyErr {
             | Error::ElementType { .. }
             | Error::ByteOrder { .. }
             | Error::Dimensions { .. }
+            | Error::TrailingAxis { .. }
+            | Error::UnsupportedElement { .. }
             | Error::PaddedElement { .. } => PyTypeError::new_err(msg),
             Error::Refused { cause, .. } => {
                 let new = PyBufferError::new_err(msg);
                 pyo3::Python::attach(|py| new.set_cause(py, Some(cause)));
                 new
             }
-            Error::LengthMismatch { .. } | Error::InvalidValue { .. } => PyValueError::new_err(msg),
+            Error::LengthMismatch { .. }
+            | Error::InvalidValue { .. }
+            | Error::ByteLength { .. } => PyValueError::new_err(msg),
             Error::DLPackStream { .. } => PyValueError::new_err(msg),
             Error::NumpyUnavailable { cause } => {
                 let new = PyImportError::new_err(msg);
@@ -573,6 +781,7 @@ impl From<Error> for PyErr {
             | Error::Format { .. }
             | Error::ItemSize { .. }
             | Error::InvalidLayout { .. }
+            | Error::NotContiguous { .. }
             | Error::Misaligned { .. }
             | Error::StrideNotMultiple { .. }
             | Error::Suboffsets
@@ -598,7 +807,7 @@ impl From<PyErr> for Error {
 /// The protocol's name, for "expected an object supporting ...".
 fn protocol_name(protocol: Source) -> &'static str {
     match protocol {
-        Source::BufferProtocol => "the buffer protocol",
+        Source::BufferProtocol | Source::Numpy => "the buffer protocol",
         Source::DLPack => "DLPack",
         Source::ArrayStruct | Source::ArrayInterface => "the array interface",
     }
@@ -607,7 +816,7 @@ fn protocol_name(protocol: Source) -> &'static str {
 /// The attribute (or slot) an object implements the protocol with.
 fn protocol_attribute(protocol: Source) -> &'static str {
     match protocol {
-        Source::BufferProtocol => "bf_getbuffer or __buffer__",
+        Source::BufferProtocol | Source::Numpy => "bf_getbuffer or __buffer__",
         Source::DLPack => "__dlpack__",
         Source::ArrayStruct => "__array_struct__",
         Source::ArrayInterface => "__array_interface__",
@@ -617,7 +826,7 @@ fn protocol_attribute(protocol: Source) -> &'static str {
 /// What the protocol hands over, for "exported an unusable ...".
 fn protocol_object(protocol: Source) -> &'static str {
     match protocol {
-        Source::BufferProtocol => "buffer",
+        Source::BufferProtocol | Source::Numpy => "buffer",
         Source::DLPack => "DLPack tensor",
         Source::ArrayStruct => "__array_struct__ capsule",
         Source::ArrayInterface => "__array_interface__",

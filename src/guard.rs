@@ -6,6 +6,13 @@
 //! element strides; negative strides are expressed by inverting axes of a view that starts at
 //! the lowest address, as ndarray requires.
 //!
+//! The registry sees Rust borrows only: Python code that writes the memory while a view
+//! taken from a guard is in use — on another thread, or on this one during a callback,
+//! `py.run` or a `__del__` — is undefined behaviour for Rust. A guard itself holds no
+//! reference (each `view()` makes a new one), but the element validity checked when it was
+//! made (`bool` bytes are 0 or 1) does not survive such a write; see the crate documentation,
+//! "Python code that runs while a guard lives", and [`Bool`](crate::Bool).
+//!
 //! Guards are `Send` and `Sync` where their views are, so they can be used inside
 //! `py.detach(|| ...)` with the interpreter lock released, for example with rayon over
 //! `guard.view_mut().axis_iter_mut(...)`.
@@ -43,7 +50,9 @@ impl<'a, T: Element, D: Dimension> ReadGuard<'a, T, D> {
     pub fn view(&self) -> ArrayView<'_, T, D> {
         // SAFETY: `Buffer::read` checked that the layout is viewable (no suboffsets, strides
         // multiples of the item size, aligned) and that every item is a valid `T`, and the
-        // shared borrow keeps Rust writers away for the guard's lifetime.
+        // shared borrow keeps every other pybuf borrow from writing the memory for the guard's
+        // lifetime. Writers the registry cannot see (Python code, other libraries, a second
+        // mapping of the same pages) are the trust boundary documented at the crate root.
         unsafe { make_view(self.buffer.layout()) }
     }
 
@@ -150,6 +159,9 @@ unsafe fn view_parts<T: Element, D: Dimension>(layout: &Layout<D>) -> ViewParts<
 pub(crate) unsafe fn make_view<'v, T: Element, D: Dimension>(
     layout: &Layout<D>,
 ) -> ArrayView<'v, T, D> {
+    if layout.len == 0 {
+        return empty_view(layout.shape.clone());
+    }
     // SAFETY: forwarded.
     let parts = unsafe { view_parts::<T, D>(layout) };
     let shape = layout.shape.clone().strides(parts.strides);
@@ -163,12 +175,25 @@ pub(crate) unsafe fn make_view<'v, T: Element, D: Dimension>(
     view
 }
 
+/// A view of no items, with ndarray's own strides for its shape (all zero): what
+/// `Array::zeros` of the shape has, so ndarray's constructors that copy a view's strides
+/// (`map`, `to_owned`) accept them. Custom strides cannot serve every check at once: zero
+/// strides trip the overlap check of `from_shape_ptr` on shape (2, 3, 0), and non-zero ones
+/// the bounds check of `map` on shape (0, 5).
+fn empty_view<'v, T, D: Dimension>(shape: D) -> ArrayView<'v, T, D> {
+    ArrayView::from_shape(shape, &[]).expect("an empty shape fits an empty slice")
+}
+
 /// # Safety
 /// As for [`make_view`], plus: writable memory, no two items overlap, and no other access
 /// to the memory for `'v`.
 pub(crate) unsafe fn make_view_mut<'v, T: Element, D: Dimension>(
     layout: &Layout<D>,
 ) -> ArrayViewMut<'v, T, D> {
+    if layout.len == 0 {
+        return ArrayViewMut::from_shape(layout.shape.clone(), &mut [])
+            .expect("an empty shape fits an empty slice");
+    }
     // SAFETY: forwarded.
     let parts = unsafe { view_parts::<T, D>(layout) };
     let shape = layout.shape.clone().strides(parts.strides);

@@ -6,7 +6,7 @@
 //! extent are computed with overflow checks. After that, any index within the shape addresses
 //! memory inside the extent the exporter described, and byte offsets never overflow `isize`.
 
-use ndarray::{Dimension, IxDyn};
+use ndarray::{Dimension, Ix1, IxDyn};
 use pyo3::ffi;
 
 use crate::borrow::Region;
@@ -204,6 +204,66 @@ impl Layout<IxDyn> {
 }
 
 impl<D: Dimension> Layout<D> {
+    /// The bytes of a C-contiguous layout as one axis of `size`-byte items
+    /// (`AnyBuffer::reinterpret`).
+    ///
+    /// The caller has checked that the layout is C-contiguous (so it has no suboffsets and its
+    /// `len × itemsize` bytes lie back to back from `ptr`) and that `size` is non-zero and
+    /// divides that length: the new items cover exactly those bytes, inside the extent
+    /// validated by [`Layout::read`].
+    pub fn contiguous_bytes_as(&self, size: usize) -> Layout<Ix1> {
+        debug_assert!(self.is_c_contiguous() && size > 0);
+        let bytes = self.len * self.itemsize;
+        debug_assert_eq!(bytes % size, 0);
+        let len = bytes / size;
+        Layout {
+            ptr: self.ptr,
+            shape: Ix1(len),
+            strides: Ix1(size),
+            itemsize: size,
+            suboffsets: None,
+            len,
+        }
+    }
+}
+
+impl Layout<IxDyn> {
+    /// The layout with its last axis folded into the item: `shape[..n-1]`, `strides[..n-1]`,
+    /// items of `itemsize × shape[n-1]` bytes. Used for `[E; N]` elements
+    /// (`crate::acquire`).
+    ///
+    /// The caller has checked that the last axis exists, has at least one item, moves by
+    /// exactly `itemsize` bytes (when it has more than one) and has no suboffset: then each new
+    /// item covers exactly the bytes of the old items it replaces, so every address stays
+    /// within the extent validated by [`Layout::read`].
+    pub fn absorb_last_axis(self) -> Result<Layout<IxDyn>, LayoutError> {
+        let ndim = self.ndim();
+        let length = self.shape[ndim - 1];
+        debug_assert!(length >= 1);
+        let itemsize = self.itemsize.checked_mul(length).ok_or_else(|| {
+            format!(
+                "{length} items of {} bytes along the last axis overflow an item size",
+                self.itemsize
+            )
+        })?;
+        let shape = IxDyn(&self.shape.slice()[..ndim - 1]);
+        let len = shape.slice().iter().product();
+        let suboffsets = self
+            .suboffsets
+            .map(|sub| sub[..ndim - 1].to_vec().into_boxed_slice())
+            .filter(|sub| sub.iter().any(|&s| s >= 0));
+        Ok(Layout {
+            ptr: self.ptr,
+            shape,
+            strides: IxDyn(&self.strides.slice()[..ndim - 1]),
+            itemsize,
+            suboffsets,
+            len,
+        })
+    }
+}
+
+impl<D: Dimension> Layout<D> {
     /// Checks that every byte offset an in-bounds index can produce fits in `isize` and that
     /// the addresses do not wrap around the address space.
     #[inline(always)]
@@ -278,6 +338,10 @@ impl<D: Dimension> Layout<D> {
     /// As for [`Layout::read`].
     #[inline(always)]
     unsafe fn read_direct(view: &ffi::Py_buffer) -> Option<Layout<D>> {
+        if D::NDIM == Some(1) && view.ndim == 1 {
+            // SAFETY: forwarded; `ndim` is 1.
+            return unsafe { Self::read_1d(view) };
+        }
         let ndim = D::NDIM?;
         if view.ndim < 0
             || view.ndim as usize != ndim
@@ -325,6 +389,54 @@ impl<D: Dimension> Layout<D> {
             return None;
         }
         Some(layout)
+    }
+
+    /// [`Layout::read_direct`] for one dimension, without loops.
+    ///
+    /// # Safety
+    /// As for [`Layout::read`], and `view.ndim == 1`.
+    #[inline(always)]
+    unsafe fn read_1d(view: &ffi::Py_buffer) -> Option<Layout<D>> {
+        if view.shape.is_null() || !view.suboffsets.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL shape of a 1-D buffer has one entry (the caller's promise).
+        let n = unsafe { *view.shape };
+        let itemsize = view.itemsize;
+        let stride = if view.strides.is_null() {
+            itemsize
+        } else {
+            // SAFETY: as for the shape.
+            unsafe { *view.strides }
+        };
+        if n < 0 || itemsize < 0 || n.checked_mul(itemsize) != Some(view.len) {
+            return None;
+        }
+        if n > 0 {
+            // the extent, as `check_extent` computes it for one axis
+            if view.buf.is_null() {
+                return None;
+            }
+            let span = (n - 1).checked_mul(stride)?;
+            let (low, high) = if span < 0 { (span, 0) } else { (0, span) };
+            let end = high.checked_add(itemsize)?;
+            end.checked_sub(low)?;
+            let base = view.buf as usize;
+            base.checked_add_signed(low)?;
+            base.checked_add_signed(end)?;
+        }
+        let mut shape = D::zeros(1);
+        shape[0] = n as usize;
+        let mut strides = D::zeros(1);
+        strides[0] = stride as usize;
+        Some(Layout {
+            ptr: view.buf.cast::<u8>(),
+            shape,
+            strides,
+            itemsize: itemsize as usize,
+            suboffsets: None,
+            len: n as usize,
+        })
     }
 
     /// Any number of dimensions, every check, with a reason for each failure.

@@ -7,6 +7,10 @@
 //! [below](#other-protocols-dlpack-and-the-array-interface)), and export of Rust memory to
 //! Python the same way ([`export`]).
 //!
+//! New here? The [user guide](guide) shows the usual jobs: functions that take arrays, outputs,
+//! rayon without the interpreter lock, returning arrays, dtypes, records, byte order,
+//! embedding, and the errors Python users see.
+//!
 //! The data path reads in one direction:
 //! [format](mod@format) → [element](Element) match → acquisition and validation →
 //! typed [`Buffer`] → borrow ([`Buffer::read`], [`Buffer::write`]) or copy
@@ -42,21 +46,79 @@
 //! multiples of the item size, suboffsets, self-overlap — are checked when a view is asked for;
 //! copies and [`Buffer::item`] work for every layout.
 //!
-//! ## Soundness model of borrows
+//! ## What pybuf guarantees
 //!
-//! A process-wide registry records every live zero-copy borrow by the memory it can touch.
-//! A shared borrow conflicts with an overlapping exclusive one; an exclusive borrow conflicts
-//! with any overlapping borrow. Overlap is decided exactly for strided layouts (so `a[::2]`
-//! and `a[1::2]` can both be written at once) up to a work bound, and conservatively by byte
-//! extent beyond it. Copies and item access take momentary borrows too, so nothing in the
-//! safe API can race a live guard, whichever handle or thread it goes through; the registry
-//! has its own lock and works without the interpreter lock (free-threaded builds included).
-//! A buffer whose items overlap each other (zero strides) never gets a mutable view.
+//! **Guaranteed**, for every object and whatever its exporter hands over (the checks above):
 //!
-//! **The trust boundary:** the registry orders Rust borrows only. Python or C code that
-//! writes the memory while Rust holds a borrow of it (another thread running Python, a C
-//! extension) is outside it — as for every C extension that reads a buffer without holding
-//! the interpreter lock.
+//! - **No undefined behaviour from the safe API.** Every acquisition is validated before a
+//!   handle exists; a view exists only for a layout that is aligned for `T`, whose strides are
+//!   multiples of the item size and whose items are all valid `T`s (a `bool` byte other than
+//!   0 or 1 is an error, never a `bool`); a mutable view only for writable memory whose items
+//!   do not overlap each other (zero strides never get one) and whose element type has no
+//!   padding bytes ([`Element::HAS_PADDING`]). Exporters that lie about their layout within
+//!   what the protocol can express (impossible shapes and strides, overflowing extents, `ndim`
+//!   above 64, formats that disagree with `itemsize`, formats that hang a naive matcher) get a
+//!   specific [`Error`], never a panic.
+//! - **Rust borrows of Python memory obey Rust's rules, across handles and threads.** A
+//!   process-wide registry records every zero-copy borrow ([`Buffer::read`],
+//!   [`Buffer::write`], the closure forms) by the bytes it can touch — for buffers with
+//!   suboffsets (PIL style) by the pointer cells it reads and the data runs they lead to. A
+//!   shared borrow conflicts with an overlapping exclusive one, an exclusive borrow with any
+//!   overlapping borrow ([`Error::BorrowConflict`]). Overlap is decided exactly for strided
+//!   layouts (so `a[::2]` and `a[1::2]` can both be written at once) up to a work bound, and
+//!   conservatively beyond it: a false conflict is possible there, a missed one never. Copies
+//!   ([`Buffer::to_vec`], [`Buffer::copy_from_slice`], ...) and [`Buffer::item`] /
+//!   [`Buffer::set_item`] take momentary borrows, so they cannot race a live guard of the same
+//!   memory either, whichever handle or thread they go through. The registry has its own lock
+//!   and works without the interpreter lock (free-threaded builds included).
+//! - **Nothing uninitialized reaches Python.** Writes of record types with padding store their
+//!   fields and leave the destination's padding bytes as they were; exports zero padding.
+//! - **Messages never read Python memory after acquisition.** The format and the exporter's
+//!   type name are copied at acquisition, so errors can be built on any thread, inside
+//!   `py.detach`, while Python renames the type.
+//! - **Every acquisition is released exactly once, without blocking**, from any thread: at once
+//!   on an attached thread, else at the next safe point; never after interpreter finalization
+//!   (leaked instead); and in a child after `fork()`, pybuf's locks and queue are usable.
+//!
+//! **Not guaranteed — the trust boundary.** The registry sees *Rust borrows taken through
+//! pybuf*, by *virtual address*. Outside it, and undefined behaviour if it happens while a
+//! guard's view or slice is in use:
+//!
+//! - Python or C code writing the memory while Rust holds a borrow: another thread running
+//!   Python or a C extension, and — without any other thread — Python code that runs while
+//!   the guard lives (a callback, `py.run`, a `__del__` during garbage collection; see the next
+//!   section). This is the boundary every C extension lives with.
+//! - The same physical memory at two virtual addresses: a file mapped twice (two `mmap.mmap`
+//!   objects of one file), shared memory opened twice, a `memfd` mapped twice. Two handles of
+//!   two mappings can hold a `&mut [u8]` and a `&[u8]` of the same pages. Workaround: take
+//!   every buffer of such memory from one mapping object (slices of one `mmap`, or
+//!   `memoryview` slices of it), or copy.
+//! - Borrows taken through other libraries: rust-numpy's `PyReadonlyArray` /
+//!   `PyReadwriteArray`, `pyo3::buffer::PyBuffer`'s slices, raw pointers from
+//!   [`Buffer::as_ptr`] and the other `unsafe` accessors. pybuf's registry does not see them,
+//!   and their checkers do not see pybuf's borrows.
+//! - Exporters that break the buffer protocol itself: memory that is not valid for the extent
+//!   they describe, or that they free or move while the buffer is held
+//!   (`ndarray.resize(refcheck=False)` from Python, say).
+//!
+//! ## Python code that runs while a guard lives
+//!
+//! No second thread is needed to cross that boundary: any Python code that runs while a
+//! [`ReadGuard`] or [`WriteGuard`] lives — a callback the Rust code calls, `py.run`, a
+//! `__del__` run by the garbage collector during any Python call — can write the memory, for
+//! example `a.view(np.uint8)[0] = 2`. pybuf cannot see it. What follows:
+//!
+//! - A write while a view or slice taken from the guard is in use (held in a variable across
+//!   the call) is **undefined behaviour** for Rust, not merely a stale value: the compiler may
+//!   assume memory behind a `&[T]` does not change (and that behind a `&mut [T]` nothing else
+//!   reads). This holds for every element type, on the same thread too.
+//! - A guard holds no reference itself: each [`view`](ReadGuard::view) or
+//!   [`as_slice`](ReadGuard::as_slice) call makes a new one. A view taken *after* the Python
+//!   code ran reads what it wrote — except that the element validity checked when the guard
+//!   was made no longer holds: a `bool` item may now be 2, and a view holding it is undefined
+//!   behaviour. Types with no invalid values (numbers, [`Bool`], records of them) have nothing
+//!   to check. So: hold guards, not views, across calls into Python, and read masks as
+//!   [`Bool`], whose every byte is valid, when a guard is held across such calls.
 //!
 //! ## Threads and the interpreter lock
 //!
@@ -107,7 +169,12 @@
 //! `FromPyObject` and [`AnyBuffer::get`] try, in this order:
 //!
 //! 1. **the buffer protocol** (numpy, `bytes`, jax's float and integer arrays, ...): first
-//!    and unchanged, so the objects that have it pay nothing for the others;
+//!    and unchanged, so the objects that have it pay nothing for the others. For a typed
+//!    handle of a `numpy.ndarray` with a native built-in scalar dtype, pybuf reads numpy's
+//!    array struct directly instead ([`Source::Numpy`], as rust-numpy does), skipping the
+//!    format string numpy builds on every buffer request; it answers exactly what the buffer
+//!    protocol would (tests compare the two on every dtype and layout) and leaves every other
+//!    case, and every failure, to the buffer protocol;
 //! 2. **DLPack** (`__dlpack__`: jax, PyTorch, CuPy, pyarrow arrays, anything implementing the
 //!    array API standard), only for objects without the buffer protocol, or whose buffer
 //!    protocol refused the request (jax refuses buffers of bfloat16, which DLPack carries);
@@ -134,8 +201,8 @@
 //! read as `half::bf16`; it has no PEP 3118 code, so only DLPack delivers it.
 //!
 //! What each costs per acquire + release of an 8-element float64 numpy array (instructions,
-//! `valgrind --tool=callgrind`, `benches/interchange_icount.rs`): the buffer protocol about
-//! 1,150, DLPack about 6,000 (two Python calls, numpy building and deleting a managed tensor),
+//! `valgrind --tool=callgrind`, `benches/interchange_icount.rs` and `scripts/icount.sh`):
+//! numpy's own struct about 450, the buffer protocol about 1,000, DLPack about 6,000 (two Python calls, numpy building and deleting a managed tensor),
 //! `__array_struct__` about 14,000 and `__array_interface__` about 36,000 through a Python
 //! property (most of it numpy building the capsule or the dict).
 //!
@@ -168,18 +235,29 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+/// The `half` crate (feature `half`), for the `half::f16` element type.
+#[cfg(feature = "half")]
+pub use half;
 pub use ndarray;
+/// The `num-complex` crate (feature `complex`), for the `Complex<f32>` and `Complex<f64>`
+/// element types.
+#[cfg(feature = "complex")]
+pub use num_complex;
 
 mod acquire;
 mod any;
+mod boolean;
 mod borrow;
 mod buffer;
 mod copy;
+mod dispatch;
 pub mod dlpack;
 pub mod element;
 pub mod error;
 pub mod export;
 pub mod format;
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -187,9 +265,14 @@ mod guard;
 mod layout;
 pub mod release;
 mod source;
+mod view_or_copy;
 
 pub use any::{AnyBuffer, ElementKind};
-pub use buffer::{Buffer, Buffer0, Buffer1, Buffer2, BufferD, BufferMut};
+pub use boolean::Bool;
+pub use buffer::{
+    Buffer, Buffer0, Buffer1, Buffer2, Buffer3, BufferD, BufferMut, BufferMut1, BufferMut2,
+    BufferMut3, BufferMutD,
+};
 pub use element::{be, le, Element};
 pub use error::{Access, Error};
 pub use export::ExportedBuffer;
@@ -197,6 +280,7 @@ pub use guard::{ReadGuard, WriteGuard};
 pub use layout::MAX_NDIM;
 pub use release::{flush_releases, pending_releases};
 pub use source::Source;
+pub use view_or_copy::ViewOrCopy;
 
 #[cfg(feature = "derive")]
 pub use pybuf_derive::Element;

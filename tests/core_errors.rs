@@ -107,8 +107,8 @@ fn element_type_mismatch_names_both_sides() {
         assert!(matches!(err, Error::ElementType { .. }));
         assert_eq!(
             err.to_string(),
-            "expected a 2-D buffer of f64 (format 'd'), got a 3-D buffer of format 'f' \
-             (float32) with shape (2, 3, 4) from 'numpy.ndarray'"
+            "expected a 2-D buffer of float64 (f64, format 'd'), got a 3-D buffer of float32 \
+             (format 'f') with shape (2, 3, 4) from 'numpy.ndarray'"
         );
         assert!(PyErr::from(err).is_instance_of::<PyTypeError>(py));
         // signedness and width are part of the type; 'l' with standard size is 4 bytes
@@ -130,9 +130,51 @@ fn byte_order_mismatch() {
         let err = Buffer1::<i32>::get(&eval(&g, "np.arange(3, dtype='>i4')")).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::ByteOrder { .. }));
-        assert!(msg.starts_with("expected a 1-D buffer of i32 (format 'i') in native (little-endian) byte order, got a 1-D buffer of format '>i' (big-endian int32)"), "{msg}");
-        assert!(msg.contains("pybuf::be::"), "{msg}");
+        assert_eq!(
+            msg,
+            "expected a 1-D buffer of int32 (i32, format 'i'), got a 1-D buffer of '>i4' \
+             (format '>i') with shape (3,) from 'numpy.ndarray': the byte order differs \
+             (big-endian data, little-endian expected)"
+        );
+        // advice for the Rust author is not in the message Python users see
+        assert!(!msg.contains("pybuf::"), "{msg}");
+        assert!(
+            err.hint().unwrap().contains("pybuf::be::F64"),
+            "{:?}",
+            err.hint()
+        );
         assert_eq!(python_type(py, err), "TypeError");
+    });
+}
+
+/// Issue 15.5: with `be::F64` on native data the message said "expected ... be::F64 (format
+/// '>d') in native (little-endian) byte order".
+#[test]
+fn byte_order_mismatch_names_the_element_byte_order() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        let err = Buffer1::<pybuf::be::F64>::get(&eval(&g, "np.zeros(2)")).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(
+            msg,
+            "expected a 1-D buffer of '>f8' (be::F64, format '>d'), got a 1-D buffer of float64 \
+             (format 'd') with shape (2,) from 'numpy.ndarray': the byte order differs \
+             (little-endian data, big-endian expected)"
+        );
+        assert!(!msg.contains("native"), "{msg}");
+        assert!(
+            err.hint().unwrap().contains("plain Rust types"),
+            "{:?}",
+            err.hint()
+        );
+        // numpy's own name of the data's dtype leads the description
+        let numpy_str: String = eval(&g, "np.dtype('>f8').str").extract().unwrap();
+        let err = Buffer1::<f64>::get(&eval(&g, "np.zeros(2, '>f8')")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("buffer of '{numpy_str}'")),
+            "{err}"
+        );
     });
 }
 
@@ -169,8 +211,8 @@ fn wrong_number_of_dimensions() {
         let err = Buffer1::<f64>::get(&eval(&g, "np.zeros((2, 3))")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "expected a 1-D buffer of f64 (format 'd'), got a 2-D buffer of format 'd' \
-             (float64) with shape (2, 3) from 'numpy.ndarray'"
+            "expected a 1-D buffer of float64 (f64, format 'd'), got a 2-D buffer of float64 \
+             (format 'd') with shape (2, 3) from 'numpy.ndarray'"
         );
         assert_eq!(python_type(py, err), "TypeError");
         let err = Buffer0::<f64>::get(&eval(&g, "np.zeros(1)")).unwrap_err();
@@ -219,16 +261,18 @@ fn layout_limits_for_views() {
         let err = mis.read().unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.starts_with("expected f64 elements aligned to 8 bytes, found address 0x"),
+            msg.starts_with("expected float64 (f64) items aligned to 8 bytes, found address 0x"),
             "{msg}"
         );
+        assert!(msg.ends_with("a zero-copy view of misaligned data is impossible"));
+        assert!(err.hint().unwrap().contains("read_or_copy()"));
         assert_eq!(python_type(py, err), "BufferError");
 
         let odd = Buffer1::<f64>::get(&eval(&g, "as_strided(np.zeros(5), (3,), (12,))")).unwrap();
         assert_eq!(
             odd.read().unwrap_err().to_string(),
             "expected byte strides that are multiples of the item size 8, found stride 12 on \
-             axis 0; a zero-copy view is impossible (to_vec() copies it)"
+             axis 0; a zero-copy view is impossible"
         );
 
         let pil = Buffer2::<u8>::get(&eval(&g, "_testbuffer.ndarray(list(range(6)), shape=[2, 3], format='B', flags=_testbuffer.ND_PIL)")).unwrap();
@@ -335,5 +379,104 @@ fn errors_convert_through_pyfunction_style_extraction() {
         assert!(matches!(err, Error::ElementType { .. }));
         let ok = x.extract::<Buffer1<i8>>().unwrap();
         assert_eq!(ok.len(), 3);
+    });
+}
+
+/// Issue 15.5: messages speak to Python callers (numpy's names first, the Rust type in
+/// parentheses); advice for the Rust author is in `Error::hint()`, never in the message.
+#[test]
+fn messages_for_python_users_and_hints_for_rust_authors() {
+    Python::attach(|py| {
+        let g = namespace(py);
+        run(py, &g, "class U(ctypes.Union):\n    _fields_ = [('a', ctypes.c_int), ('b', ctypes.c_double)]\n");
+        let errors: Vec<(Error, &str)> = vec![
+            (
+                Buffer1::<f32>::get(&eval(&g, "np.zeros(2, '>f4')")).unwrap_err(),
+                "pybuf::be",
+            ),
+            (
+                Buffer1::<f64>::get(&eval(&g, "np.frombuffer(bytearray(25), 'f8', offset=1)"))
+                    .unwrap()
+                    .read()
+                    .unwrap_err(),
+                "read_or_copy()",
+            ),
+            (
+                Buffer1::<f64>::get(&eval(&g, "as_strided(np.zeros(5), (3,), (12,))"))
+                    .unwrap()
+                    .read()
+                    .unwrap_err(),
+                "read_or_copy()",
+            ),
+            (
+                Buffer2::<u8>::get(&eval(&g, "_testbuffer.ndarray(list(range(6)), shape=[2, 3], format='B', flags=_testbuffer.ND_PIL)"))
+                    .unwrap()
+                    .read()
+                    .unwrap_err(),
+                "read_or_copy()",
+            ),
+            (
+                Buffer1::<bool>::get(&eval(&g, "np.frombuffer(b'\\x02', bool)"))
+                    .unwrap()
+                    .to_vec()
+                    .unwrap_err(),
+                "pybuf::Bool",
+            ),
+            (
+                Buffer1::<u8>::get(&eval(&g, "(U * 2)()")).unwrap_err(),
+                "reinterpret",
+            ),
+        ];
+        for (err, advice) in errors {
+            let msg = err.to_string();
+            for rust_only in ["pybuf::", "to_vec()", "read_or_copy", "copies it"] {
+                assert!(!msg.contains(rust_only), "{rust_only:?} in {msg:?}");
+            }
+            let hint = err.hint().unwrap_or_default();
+            assert!(
+                hint.contains(advice),
+                "{advice:?} not in the hint {hint:?} of {msg:?}"
+            );
+        }
+        // a padded record refuses mutable views; how to write it is advice for Rust authors
+        #[derive(Clone, Copy, pybuf::Element)]
+        #[repr(C)]
+        struct Padded {
+            a: u8,
+            b: u32,
+        }
+        let padded = Buffer1::<Padded>::get_mut(&eval(
+            &g,
+            "np.zeros(2, np.dtype([('a', 'u1'), ('b', 'u4')], align=True))",
+        ))
+        .unwrap();
+        let err = padded.write().unwrap_err();
+        assert!(matches!(err, Error::PaddedElement { .. }), "{err}");
+        assert!(
+            err.to_string().ends_with("with padding at bytes 1..4"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("set_item"));
+        // errors without advice have no hint
+        assert!(Buffer1::<u8>::get(&eval(&g, "12"))
+            .unwrap_err()
+            .hint()
+            .is_none());
+        // numpy names lead, Rust names follow in parentheses
+        let err = Buffer1::<u8>::get(&eval(&g, "np.zeros(2, np.int16)")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("expected a 1-D buffer of uint8 (u8, format 'B'), got a 1-D buffer of int16 (format 'h')"),
+            "{err}"
+        );
+        #[cfg(feature = "complex")]
+        {
+            let err =
+                Buffer1::<num_complex::Complex<f32>>::get(&eval(&g, "np.zeros(2)")).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("expected a 1-D buffer of complex64 (Complex<f32>, format 'Zf')"),
+                "{err}"
+            );
+        }
     });
 }

@@ -207,7 +207,9 @@ fn big_endian_is_refused_as_f64_and_read_as_be_f64() {
             let w = eval(&g, "w");
             let err = Buffer1::<f64>::get(&w).unwrap_err();
             assert!(matches!(err, Error::ByteOrder { .. }), "{wrap}: {err}");
-            assert!(err.to_string().contains("pybuf::be::F64"), "{err}");
+            assert!(err.to_string().contains("of '>f8' (format '>d')"), "{err}");
+            // the advice for the Rust author is in the hint, not in the message (issue 15.5)
+            assert!(err.hint().unwrap().contains("pybuf::be::F64"), "{err}");
             let b = Buffer1::<be::F64>::get(&w).unwrap();
             let values: Vec<f64> = b.to_vec().unwrap().iter().map(|x| x.get()).collect();
             assert_eq!(values, tolist::<f64>(&g, "a"));
@@ -671,13 +673,23 @@ fn the_search_order_and_the_final_error() {
         // a class is not an array, though its instances may be
         let err = AnyBuffer::get(&eval(&g, "AI")).unwrap_err();
         assert!(matches!(err, Error::NotABuffer { .. }), "{err}");
-        // the buffer protocol comes first: a numpy array is read through it
+        // the buffer protocol comes first: a numpy array is read through it (or, for a typed
+        // handle of a native scalar dtype, through numpy's own struct, which answers the same),
+        // never through the protocols it also has
         assert_eq!(
             Buffer1::<f64>::get(&eval(&g, "np.ones(2)"))
                 .unwrap()
                 .source(),
+            Source::Numpy
+        );
+        assert_eq!(
+            AnyBuffer::get(&eval(&g, "np.ones(2)")).unwrap().source(),
             Source::BufferProtocol
         );
+        assert!(matches!(
+            Buffer1::<f64>::get(&eval(&g, "np.ones(2).astype('>f8')")),
+            Err(Error::ByteOrder { .. })
+        ));
         // __array_struct__ before __array_interface__
         run(
             py,

@@ -11,7 +11,13 @@
 //! - **Writable outputs.** `Buffer`'s own extraction makes a read request; an argument of type
 //!   [`BufferMut`] makes a writable one, so read-only objects are refused before the body runs.
 //! - **Dispatch over element types.** [`total`] takes any buffer and matches on
-//!   [`AnyBuffer::element_kind`].
+//!   [`AnyBuffer::element_kind`]; [`mean`] writes one body for every numeric type with
+//!   `pybuf::dispatch!`.
+//! - **Views where they exist, copies where they must.** `with_or_copy` runs the same code on
+//!   misaligned arrays and record fields (`rec['x']`) as on plain ones.
+//! - **Records and pixels.** [`frame_scores`] reads numpy's packed structured arrays as a
+//!   `#[repr(C, packed)]` struct, [`parse_frames`] the same records from raw bytes
+//!   (`AnyBuffer::reinterpret`), [`gray`] an H×W×3 image as `Buffer2<[u8; 3]>`.
 //! - **Returning arrays.** [`histogram`] and [`outer`] hand Rust-owned memory to Python
 //!   through `pybuf::export`: numpy reads it without a copy.
 //! - **Releasing the interpreter.** Heavy loops run inside `py.detach` on a view borrowed from
@@ -20,14 +26,14 @@
 //!
 //! The Rust doc comments of the functions below are the Python docstrings.
 
-use ndarray::{Array2, ArrayD, Axis, Ix1, IxDyn, Order, Zip};
-use num_complex::Complex;
+use ndarray::{Array2, ArrayD, Axis, IxDyn, Order, Zip};
 use pybuf::export::{self, Exported};
+use pybuf::num_complex::Complex;
 use pybuf::{
-    ndarray, AnyBuffer, Buffer0, Buffer1, Buffer2, BufferD, BufferMut, Element, ElementKind, Error,
-    ExportedBuffer,
+    ndarray, AnyBuffer, Bool, Buffer0, Buffer1, Buffer2, BufferD, BufferMut1, BufferMutD, Element,
+    ElementKind, Error, ExportedBuffer,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -73,7 +79,7 @@ fn outer(py: Python<'_>, a: Buffer1<f64>, b: Buffer1<f64>) -> PyResult<Exported<
 ///
 /// `out` must not overlap `x` (BufferError); `out[::2]` next to `x = out[1::2]` is fine.
 #[pyfunction]
-fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: BufferMut<f64, Ix1>) -> PyResult<()> {
+fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: BufferMut1<f64>) -> PyResult<()> {
     if out.len() != x.len() {
         return Err(PyValueError::new_err(format!(
             "expected 'out' of length {} (the length of 'x'), got length {}",
@@ -92,7 +98,7 @@ fn scale(py: Python<'_>, x: Buffer1<f64>, factor: f64, out: BufferMut<f64, Ix1>)
 
 /// Set every element of `out`, a writable float64 buffer of any shape, to `value`.
 #[pyfunction]
-fn fill(out: BufferMut<f64, IxDyn>, value: f64) -> PyResult<()> {
+fn fill(out: BufferMutD<f64>, value: f64) -> PyResult<()> {
     Ok(out.with_mut(|mut v| v.fill(value))?)
 }
 
@@ -132,41 +138,29 @@ fn centroid(points: Buffer1<Point>) -> PyResult<(f64, f64)> {
 /// Return the sum of every element of a numeric buffer of any shape, layout and dtype:
 /// an int for bool and integer dtypes, a float for float16/32/64, a complex for complex64/128.
 #[pyfunction]
-fn total<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = x.py();
-    let any = AnyBuffer::get(x)?;
-    match any.element_kind() {
-        ElementKind::Bool => sum(py, any, |v: bool| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::I8 => sum(py, any, |v: i8| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::U8 => sum(py, any, |v: u8| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::I16 => sum(py, any, |v: i16| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::U16 => sum(py, any, |v: u16| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::I32 => sum(py, any, |v: i32| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::U32 => sum(py, any, |v: u32| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::I64 => sum(py, any, |v: i64| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::U64 => sum(py, any, |v: u64| i128::from(v))?.into_bound_py_any(py),
-        ElementKind::F16 => sum(py, any, |v: half::f16| v.to_f64())?.into_bound_py_any(py),
-        ElementKind::F32 => sum(py, any, |v: f32| f64::from(v))?.into_bound_py_any(py),
-        ElementKind::F64 => sum(py, any, |v: f64| v)?.into_bound_py_any(py),
-        ElementKind::ComplexF32 => sum(py, any, |v: Complex<f32>| {
+fn total(py: Python<'_>, x: AnyBuffer) -> PyResult<Bound<'_, PyAny>> {
+    match x.element_kind() {
+        ElementKind::Bool => sum(py, x, |v: bool| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I8 => sum(py, x, |v: i8| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U8 => sum(py, x, |v: u8| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I16 => sum(py, x, |v: i16| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U16 => sum(py, x, |v: u16| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I32 => sum(py, x, |v: i32| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U32 => sum(py, x, |v: u32| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::I64 => sum(py, x, |v: i64| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::U64 => sum(py, x, |v: u64| i128::from(v))?.into_bound_py_any(py),
+        ElementKind::F16 => sum(py, x, |v: pybuf::half::f16| v.to_f64())?.into_bound_py_any(py),
+        ElementKind::F32 => sum(py, x, |v: f32| f64::from(v))?.into_bound_py_any(py),
+        ElementKind::F64 => sum(py, x, |v: f64| v)?.into_bound_py_any(py),
+        ElementKind::ComplexF32 => sum(py, x, |v: Complex<f32>| {
             Complex::new(f64::from(v.re), f64::from(v.im))
         })?
         .into_bound_py_any(py),
-        ElementKind::ComplexF64 => sum(py, any, |v: Complex<f64>| v)?.into_bound_py_any(py),
-        _ => Err(PyTypeError::new_err(format!(
-            "expected a buffer of numbers (bool, int8..uint64, float16..float64, \
-             complex64/128) in native byte order, got format '{}' from '{}'",
-            any.format(),
-            type_name(x)?
-        ))),
+        ElementKind::ComplexF64 => sum(py, x, |v: Complex<f64>| v)?.into_bound_py_any(py),
+        _ => Err(x
+            .unsupported_element(&["numbers (bool, int8..uint64, float16..float64, complex64/128)"])
+            .into()),
     }
-}
-
-/// The qualified name of an object's type, as pybuf's messages give it (`numpy.ndarray`,
-/// `bytes`).
-fn type_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    let name = obj.get_type().fully_qualified_name()?.to_string();
-    Ok(name.strip_prefix("builtins.").unwrap_or(&name).to_string())
 }
 
 /// Sums `f(element)` over every element, without the interpreter lock: zero-copy through a
@@ -178,19 +172,14 @@ where
     A: std::iter::Sum + Send,
 {
     let x = any.typed::<T, IxDyn>()?;
-    py.detach(|| match x.with(|v| v.iter().map(|&e| f(e)).sum()) {
-        Err(Error::Misaligned { .. } | Error::StrideNotMultiple { .. } | Error::Suboffsets) => {
-            Ok(x.to_vec()?.into_iter().map(&f).sum())
-        }
-        result => result,
-    })
+    py.detach(|| x.with_or_copy(|v| v.iter().map(|&e| f(e)).sum()))
 }
 
 /// Return the raw bytes of every element of any buffer, in C (`'C'`) or Fortran (`'F'`)
 /// order, like `memoryview(x).tobytes(order)`.
 #[pyfunction]
 #[pyo3(signature = (x, order = "C"))]
-fn tobytes<'py>(x: &Bound<'py, PyAny>, order: &str) -> PyResult<Bound<'py, PyBytes>> {
+fn tobytes<'py>(py: Python<'py>, x: AnyBuffer, order: &str) -> PyResult<Bound<'py, PyBytes>> {
     let order = match order {
         "C" => Order::C,
         "F" => Order::F,
@@ -200,28 +189,90 @@ fn tobytes<'py>(x: &Bound<'py, PyAny>, order: &str) -> PyResult<Bound<'py, PyByt
             )))
         }
     };
-    let bytes = AnyBuffer::get(x)?.to_bytes(order)?;
-    Ok(PyBytes::new(x.py(), &bytes))
+    let bytes = x.to_bytes(order)?;
+    Ok(PyBytes::new(py, &bytes))
 }
 
 /// Return what pybuf sees of a buffer: format, shape, strides, itemsize, ndim, readonly,
 /// c_contiguous, f_contiguous, element_kind and alignment.
 #[pyfunction]
-fn describe<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-    let py = x.py();
-    let any = AnyBuffer::get(x)?;
+fn describe(py: Python<'_>, x: AnyBuffer) -> PyResult<Bound<'_, PyDict>> {
     let info = PyDict::new(py);
-    info.set_item("format", any.format())?;
-    info.set_item("shape", PyTuple::new(py, any.shape())?)?;
-    info.set_item("strides", PyTuple::new(py, any.strides())?)?;
-    info.set_item("itemsize", any.itemsize())?;
-    info.set_item("ndim", any.ndim())?;
-    info.set_item("readonly", any.is_readonly())?;
-    info.set_item("c_contiguous", any.is_c_contiguous())?;
-    info.set_item("f_contiguous", any.is_f_contiguous())?;
-    info.set_item("element_kind", format!("{:?}", any.element_kind()))?;
-    info.set_item("alignment", any.alignment())?;
+    info.set_item("format", x.format())?;
+    info.set_item("shape", PyTuple::new(py, x.shape())?)?;
+    info.set_item("strides", PyTuple::new(py, x.strides())?)?;
+    info.set_item("itemsize", x.itemsize())?;
+    info.set_item("ndim", x.ndim())?;
+    info.set_item("readonly", x.is_readonly())?;
+    info.set_item("c_contiguous", x.is_c_contiguous())?;
+    info.set_item("f_contiguous", x.is_f_contiguous())?;
+    info.set_item("element_kind", format!("{:?}", x.element_kind()))?;
+    info.set_item("alignment", x.alignment())?;
     Ok(info)
+}
+
+/// Return the mean of every element of a numeric buffer (int8..uint64, float32, float64) of
+/// any shape and layout, as a float.
+#[pyfunction]
+fn mean(py: Python<'_>, x: AnyBuffer) -> PyResult<f64> {
+    let n = x.len() as f64;
+    let sum = pybuf::dispatch!(x, |buf: BufferD<T>| py
+        .detach(|| { buf.with_or_copy(|v| v.iter().map(|&e| e as f64).sum::<f64>()) }))??;
+    Ok(sum / n)
+}
+
+/// Return how many items of a bool buffer of any shape are true (any non-zero byte, as numpy
+/// counts them).
+#[pyfunction]
+fn count_true(mask: BufferD<Bool>) -> PyResult<usize> {
+    Ok(mask.with_or_copy(|v| v.iter().filter(|b| b.get()).count())?)
+}
+
+/// Return the luma of an H×W×3 uint8 RGB image (ITU-R 601, rounded): a 2-D uint8 buffer.
+#[pyfunction]
+fn gray(py: Python<'_>, image: Buffer2<[u8; 3]>) -> PyResult<Exported<Array2<u8>>> {
+    let luma = py.detach(|| {
+        image.with_or_copy(|pixels| {
+            pixels.map(|&[r, g, b]| {
+                ((299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b) + 500) / 1000) as u8
+            })
+        })
+    })?;
+    Ok(export::from_array(py, luma)?)
+}
+
+/// A record of numpy's packed (`align=False`) dtype `[('frame', 'u4'), ('score', 'f8'),
+/// ('x', 'u2'), ('y', 'u2'), ('label', 'u1')]`: 17 bytes, no padding.
+#[derive(Clone, Copy, pybuf::Element)]
+#[repr(C, packed)]
+struct Frame {
+    frame: u32,
+    score: f64,
+    x: u16,
+    y: u16,
+    label: u8,
+}
+
+type FrameTuple = (u32, f64, u16, u16, u8);
+
+impl Frame {
+    fn to_tuple(self) -> FrameTuple {
+        (self.frame, self.score, self.x, self.y, self.label)
+    }
+}
+
+/// Return the score of each frame of a 1-D array of numpy's packed frame records (any slice).
+#[pyfunction]
+fn frame_scores(frames: Buffer1<Frame>) -> PyResult<Vec<f64>> {
+    Ok(frames.with(|v| v.iter().map(|f| f.score).collect())?)
+}
+
+/// Return the packed frame records in raw bytes (bytes, bytearray, mmap, ...) as a list of
+/// (frame, score, x, y, label) tuples.
+#[pyfunction]
+fn parse_frames(data: AnyBuffer) -> PyResult<Vec<FrameTuple>> {
+    let frames = data.reinterpret::<Frame>()?;
+    Ok(frames.with(|v| v.iter().map(|f| f.to_tuple()).collect())?)
 }
 
 // ---- Returning arrays: exports of every element type and layout ---------------------------
@@ -312,15 +363,14 @@ fn export_copy(x: &Bound<'_, PyAny>, writable: bool, layout: &str) -> PyResult<P
         ElementKind::U32 => exported::<u32>(py, any, writable, layout),
         ElementKind::I64 => exported::<i64>(py, any, writable, layout),
         ElementKind::U64 => exported::<u64>(py, any, writable, layout),
-        ElementKind::F16 => exported::<half::f16>(py, any, writable, layout),
+        ElementKind::F16 => exported::<pybuf::half::f16>(py, any, writable, layout),
         ElementKind::F32 => exported::<f32>(py, any, writable, layout),
         ElementKind::F64 => exported::<f64>(py, any, writable, layout),
         ElementKind::ComplexF32 => exported::<Complex<f32>>(py, any, writable, layout),
         ElementKind::ComplexF64 => exported::<Complex<f64>>(py, any, writable, layout),
-        _ => Err(PyTypeError::new_err(format!(
-            "expected a buffer of numbers in native byte order, got format '{}'",
-            any.format()
-        ))),
+        _ => Err(any
+            .unsupported_element(&["numbers (bool, int8..uint64, float16..float64, complex64/128)"])
+            .into()),
     }
 }
 
@@ -482,6 +532,8 @@ mod pybuf_testmod {
         centroid, describe, fill, flatten, histogram, norm, outer, row_sums, scalar, scale,
         tobytes, total,
     };
+    #[pymodule_export]
+    use super::{count_true, frame_scores, gray, mean, parse_frames};
     #[pymodule_export]
     use super::{export_big_endian, export_copy, export_records, export_vectors, outer_array};
     #[pymodule_export]

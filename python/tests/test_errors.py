@@ -44,38 +44,40 @@ def test_not_a_buffer_as_output():
 # ---- wrong element type ------------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    "make,fmt",
+    "make,found",
     [
-        (lambda: np.arange(3, dtype=np.float32), "'f'"),
-        (lambda: np.arange(3, dtype=np.int64), "'l'"),
-        (lambda: np.arange(3, dtype=np.complex128), "'Zd'"),
-        (lambda: array.array("i", [1, 2]), "'i'"),
-        (lambda: b"abc", "'B'"),
-        (lambda: (ctypes.c_float * 2)(), "'<f'"),
-        (lambda: np.zeros(2, dtype=[("a", "f8")]), "'T{"),
+        (lambda: np.arange(3, dtype=np.float32), "float32 (format 'f')"),
+        (lambda: np.arange(3, dtype=np.int64), "int64 (format 'l')"),
+        (lambda: np.arange(3, dtype=np.complex128), "complex128 (format 'Zd')"),
+        (lambda: array.array("i", [1, 2]), "int32 (format 'i')"),
+        (lambda: b"abc", "uint8 (format 'B')"),
+        (lambda: (ctypes.c_float * 2)(), "float32 (format '<f')"),
+        (lambda: np.zeros(2, dtype=[("a", "f8")]), "struct {a: float64 @0} (format 'T{d:a:}', itemsize 8)"),
     ],
     ids=["float32", "int64", "complex128", "array-i", "bytes", "ctypes-float", "structured"],
 )
-def test_wrong_element_type(make, fmt):
+def test_wrong_element_type(make, found):
+    # numpy's names lead, the Rust type follows in parentheses
     x = make()
     check_error(TypeError, m.norm, x, contains=[
-        "expected a 1-D buffer of f64 (format 'd')",
-        f"got a 1-D buffer of format {fmt}",
+        "expected a 1-D buffer of float64 (f64, format 'd')",
+        f"got a 1-D buffer of {found}",
         f"{type(x).__name__}'",
     ])
 
 
 def test_wrong_element_type_2d_u8():
     check_error(TypeError, m.histogram, np.zeros((2, 2), np.int16),
-                contains=["expected a 2-D buffer of u8 (format 'B')", "format 'h'", "shape (2, 2)"])
+                contains=["expected a 2-D buffer of uint8 (u8, format 'B')", "int16 (format 'h')",
+                          "shape (2, 2)"])
 
 
 def test_wrong_element_type_output():
     out = np.zeros(3, dtype=np.float32)
     check_error(TypeError, m.scale, np.ones(3), 2.0, out,
-                contains=["expected a 1-D buffer of f64", "format 'f'"])
+                contains=["expected a 1-D buffer of float64 (f64", "float32 (format 'f')"])
     check_error(TypeError, m.fill, np.zeros((2, 2), np.int32), 1.0,
-                contains=["expected a buffer of f64 (format 'd')", "format 'i'"])
+                contains=["expected a buffer of float64 (f64, format 'd')", "int32 (format 'i')"])
 
 
 @pytest.mark.parametrize(
@@ -97,18 +99,25 @@ def test_total_refuses_non_numeric(make):
         # 'c' is a one-byte character: pybuf reads it as u8.
         assert m.total(x) == 0
         return
-    check_error(TypeError, m.total, x, contains=["expected a buffer of numbers", f"got format '{fmt}'"])
+    check_error(TypeError, m.total, x, contains=[
+        "expected a buffer of numbers (bool, int8..uint64, float16..float64, complex64/128), got a",
+        f"format '{fmt}'"])
 
 
 # ---- byte order --------------------------------------------------------------------------
 
+NATIVE = f"{sys.byteorder}-endian"
+
+
 def test_byte_swapped_input():
     x = np.arange(3.0).astype(">f8")
     check_error(TypeError, m.norm, x, contains=[
-        "expected a 1-D buffer of f64 (format 'd') in native", "format '>d'", "big-endian"])
+        "expected a 1-D buffer of float64 (f64, format 'd'), got a 1-D buffer of '>f8' (format '>d')",
+        f"the byte order differs (big-endian data, {NATIVE} expected)"])
     check_error(TypeError, m.flatten, x, contains=["format '>d'"])
-    check_error(TypeError, m.total, np.arange(4).astype(">i4"),
-                contains=["native byte order", "got format '>i' from 'numpy.ndarray'"])
+    check_error(TypeError, m.total, np.arange(4).astype(">i4"), contains=[
+        "expected a buffer of numbers",
+        "got a 1-D buffer of '>i4' (format '>i') with shape (4,) from 'numpy.ndarray'"])
 
 
 def test_byte_swapped_output():
@@ -122,12 +131,12 @@ def test_byte_swapped_output():
 @pytest.mark.parametrize(
     "func,arg,expected,found",
     [
-        (m.norm, lambda: np.zeros((2, 2)), "expected a 1-D buffer of f64", "got a 2-D buffer of format 'd'"),
-        (m.row_sums, lambda: np.zeros(3), "expected a 2-D buffer of f64", "got a 1-D buffer"),
-        (m.row_sums, lambda: np.zeros((1, 2, 3)), "expected a 2-D buffer of f64", "shape (1, 2, 3)"),
-        (m.histogram, lambda: bytes(9), "expected a 2-D buffer of u8", "got a 1-D buffer of format 'B'"),
-        (m.scalar, lambda: np.zeros(1), "expected a 0-D buffer of f64", "got a 1-D buffer"),
-        (m.norm, lambda: (ctypes.c_double * 2 * 2)(), "expected a 1-D buffer of f64", "got a 2-D buffer of format '<d'"),
+        (m.norm, lambda: np.zeros((2, 2)), "expected a 1-D buffer of float64 (f64", "got a 2-D buffer of float64 (format 'd')"),
+        (m.row_sums, lambda: np.zeros(3), "expected a 2-D buffer of float64 (f64", "got a 1-D buffer"),
+        (m.row_sums, lambda: np.zeros((1, 2, 3)), "expected a 2-D buffer of float64 (f64", "shape (1, 2, 3)"),
+        (m.histogram, lambda: bytes(9), "expected a 2-D buffer of uint8 (u8", "got a 1-D buffer of uint8 (format 'B')"),
+        (m.scalar, lambda: np.zeros(1), "expected a 0-D buffer of float64 (f64", "got a 1-D buffer"),
+        (m.norm, lambda: (ctypes.c_double * 2 * 2)(), "expected a 1-D buffer of float64 (f64", "got a 2-D buffer of float64 (format '<d')"),
     ],
     ids=["norm-2d", "row_sums-1d", "row_sums-3d", "histogram-1d", "scalar-1d", "norm-ctypes-2d"],
 )
@@ -304,3 +313,118 @@ def test_centroid_wrong_record(dtype):
         fmt = view.format
     check_error(TypeError, m.centroid, points, contains=[
         "expected a 1-D buffer of Point", f"format '{fmt}'"])
+
+
+# ---- messages speak to Python callers --------------------------------------------------------
+
+def failing_calls():
+    """Calls that fail for each kind of error, with their exception type."""
+    return {
+        "element-type": (TypeError, lambda: m.norm(np.zeros(2, np.float32))),
+        "byte-order": (TypeError, lambda: m.norm(np.zeros(2, ">f8"))),
+        "ndim": (TypeError, lambda: m.norm(np.zeros((2, 2)))),
+        "misaligned": (BufferError, lambda: m.norm(np.frombuffer(bytearray(25), "f8", offset=1))),
+        "stride": (BufferError, lambda: m.norm(np.lib.stride_tricks.as_strided(np.arange(5.0), (3,), (12,)))),
+        "suboffsets": (BufferError, lambda: m.row_sums(tb.ndarray([0.0] * 6, shape=[2, 3], format="d", flags=tb.ND_PIL))),
+        "invalid-bool": (ValueError, lambda: m.total(np.frombuffer(b"\x02", bool))),
+        "trailing-axis": (TypeError, lambda: m.gray(np.zeros((2, 2, 4), np.uint8))),
+        "unsupported": (TypeError, lambda: m.mean(np.zeros(2, np.complex64))),
+        "byte-length": (ValueError, lambda: m.parse_frames(bytes(18))),
+        "not-contiguous": (BufferError, lambda: m.parse_frames(np.zeros((4, 17), np.uint8).T)),
+        "record-size": (TypeError, lambda: m.frame_scores(np.zeros(2, FRAME_ALIGNED))),
+    }
+
+
+FRAME = np.dtype([("frame", "u4"), ("score", "f8"), ("x", "u2"), ("y", "u2"), ("label", "u1")])
+FRAME_ALIGNED = np.dtype(FRAME.descr, align=True)
+
+
+@pytest.mark.parametrize("name", sorted(failing_calls()))
+def test_messages_hold_no_rust_advice(name):
+    exc_type, call = failing_calls()[name]
+    with pytest.raises(exc_type) as info:
+        call()
+    message = str(info.value)
+    for rust_only in ["pybuf::", "to_vec()", "read_or_copy", "with_or_copy", "reinterpret"]:
+        assert rust_only not in message, message
+    assert message.startswith("expected "), message
+
+
+def test_misaligned_message_names_numpy_dtype():
+    x = np.frombuffer(bytearray(25), "f8", offset=1)
+    check_error(BufferError, m.norm, x, contains=[
+        "expected float64 (f64) items aligned to 8 bytes, found address 0x",
+        "a zero-copy view of misaligned data is impossible"])
+
+
+def test_rgba_is_not_rgb():
+    check_error(TypeError, m.gray, np.zeros((2, 2, 4), np.uint8), contains=[
+        "expected a 2-D buffer of (3,) uint8 ([u8; 3], format '(3)B', itemsize 3) or a 3-D buffer "
+        "of uint8 whose last axis has length 3 and is contiguous",
+        "got a 3-D buffer of uint8 (format 'B') with shape (2, 2, 4) from 'numpy.ndarray' whose last "
+        "axis has length 4 and byte stride 1 (expected length 3 and byte stride 1)"])
+
+
+def test_bgr_view_is_not_contiguous_rgb():
+    img = np.zeros((2, 2, 3), np.uint8)
+    check_error(TypeError, m.gray, img[..., ::-1], contains=[
+        "whose last axis has length 3 and byte stride -1 (expected length 3 and byte stride 1)"])
+    # a copy in memory order is fine
+    assert np.asarray(m.gray(np.ascontiguousarray(img[..., ::-1]))).shape == (2, 2)
+
+
+def test_gray_needs_three_dimensions():
+    check_error(TypeError, m.gray, np.zeros((2, 2), np.uint8), contains=[
+        "or a 3-D buffer of uint8 whose last axis has length 3",
+        "got a 2-D buffer of uint8 (format 'B') with shape (2, 2)"])
+
+
+def test_record_mismatch_gives_both_sizes():
+    x = np.zeros(2, FRAME_ALIGNED)
+    assert x.itemsize == 24 and FRAME.itemsize == 17
+    check_error(TypeError, m.frame_scores, x, contains=[
+        "expected a 1-D buffer of Frame (format 'T{<I:frame:<d:score:<H:x:<H:y:B:label:}', itemsize 17)",
+        "itemsize 24) with shape (2,) from 'numpy.ndarray'"])
+
+
+def test_ctypes_packed_structure_reports_its_itemsize():
+    class P(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("frame", ctypes.c_uint32), ("score", ctypes.c_double),
+                    ("x", ctypes.c_uint16), ("y", ctypes.c_uint16), ("label", ctypes.c_uint8)]
+    p = (P * 2)()
+    with memoryview(p) as view:
+        fmt, itemsize = view.format, view.itemsize
+    if sys.version_info >= (3, 12):
+        # CPython 3.12+ describes _pack_ structures field by field: they read as records
+        assert fmt == "T{<I:frame:<d:score:<H:x:<H:y:<B:label:}"
+        assert m.frame_scores(p) == [0.0, 0.0]
+        return
+    assert fmt == "B"
+    check_error(TypeError, m.frame_scores, p, contains=[
+        f"got a 1-D buffer of uint8 (format '{fmt}', itemsize {itemsize}) with shape (2,) from '{type(p).__module__}.P_Array_2'"])
+    # its bytes are the records
+    assert m.parse_frames(p) == [(0, 0.0, 0, 0, 0)] * 2
+
+
+def test_mean_of_unsupported_dtypes():
+    for x, found in [
+        (np.zeros(2, np.complex64), "complex64 (format 'Zf')"),
+        (np.zeros(2, np.float16), "float16 (format 'e')"),
+        (np.zeros(2, bool), "bool (format '?')"),
+        (np.zeros(2, ">i2"), "'>i2' (format '>h')"),
+    ]:
+        check_error(TypeError, m.mean, x, contains=[
+            "expected a buffer of int8, uint8, int16, uint16, int32, uint32, int64, uint64, "
+            "float32, float64, got a 1-D buffer of " + found])
+
+
+def test_reinterpret_errors():
+    check_error(ValueError, m.parse_frames, bytes(18), contains=[
+        "expected a length in bytes that is a multiple of 17 (the size of Frame), got 18 bytes "
+        "from 'bytes'"])
+    with pytest.raises(ValueError):  # numpy agrees
+        np.frombuffer(bytes(18), FRAME)
+    check_error(BufferError, m.parse_frames, np.zeros((4, 17), np.uint8).T, contains=[
+        "expected a C-contiguous buffer (its bytes back to back), got shape (17, 4) with byte "
+        "strides [1, 17] from 'numpy.ndarray'"])

@@ -76,7 +76,7 @@ def test_stub_docstring_is_the_runtime_summary(name):
 @pytest.mark.parametrize("name", sorted(stub_functions()))
 def test_array_parameters_are_annotated_buffer(name):
     node = stub_functions()[name]
-    array_params = {"x", "m", "image", "out", "points", "a", "b"}
+    array_params = {"x", "m", "image", "out", "points", "a", "b", "mask", "frames", "data"}
     for arg in node.args.args:
         if arg.arg in array_params:
             assert isinstance(arg.annotation, ast.Name) and arg.annotation.id == "Buffer", arg.arg

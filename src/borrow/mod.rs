@@ -216,6 +216,20 @@ impl Drop for BorrowToken {
         if self.slot == NIL {
             return;
         }
+        if self.more.is_empty() {
+            // the common case, one entry: no list of heap parts to gather
+            let removed = {
+                let mut registry = lock();
+                let removed = registry.remove(self.slot);
+                if matches!(removed, Some((_, true))) {
+                    Fast::readmit_readers(&registry);
+                }
+                removed
+            };
+            // its heap part, if any, is freed here, outside the lock
+            drop(removed);
+            return;
+        }
         let mut heap = Vec::new();
         {
             let mut registry = lock();

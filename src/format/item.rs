@@ -153,6 +153,34 @@ impl ScalarKind {
         }
     }
 
+    /// numpy's type code without the byte order (`f8`, `u2`, `c16`), for kinds numpy has.
+    fn numpy_code(self) -> Option<&'static str> {
+        use ScalarKind::*;
+        Some(match self {
+            Bool => "b1",
+            I8 => "i1",
+            U8 => "u1",
+            I16 => "i2",
+            U16 => "u2",
+            I32 => "i4",
+            U32 => "u4",
+            I64 => "i8",
+            U64 => "u8",
+            F16 => "f2",
+            F32 => "f4",
+            F64 => "f8",
+            ComplexF32 => "c8",
+            ComplexF64 => "c16",
+            Char
+            | ComplexF16
+            | BF16
+            | Pointer
+            | Bytes(_)
+            | PascalString(_)
+            | DLPackOther { .. } => return None,
+        })
+    }
+
     /// The format code that writes this kind with a standard-size prefix.
     fn standard_code(self) -> String {
         use ScalarKind::*;
@@ -368,13 +396,17 @@ impl ItemLayout {
         }
     }
 
-    /// A short human description, for error messages: `float64`, `big-endian float64`,
-    /// `(3,) int32`, `struct {a: int32 @0, b: float64 @8}`.
+    /// A short description in numpy's words, for error messages: `float64`, `'>f8'` (numpy's
+    /// `dtype.str` for data in the other byte order), `(3,) int32`,
+    /// `struct {a: int32 @0, b: float64 @8}`.
     pub fn describe(&self) -> String {
         match &self.kind {
             ItemKind::Scalar(s) => {
                 if s.kind.has_byte_order() && s.endian != Endian::NATIVE {
-                    format!("{} {}", s.endian.name(), s.kind.name())
+                    match s.kind.numpy_code() {
+                        Some(code) => format!("'{}{code}'", s.endian.prefix()),
+                        None => format!("{} {}", s.endian.name(), s.kind.name()),
+                    }
                 } else {
                     s.kind.name()
                 }

@@ -244,6 +244,7 @@ fn leaf(kind: ScalarKind, mode: Mode) -> ItemLayout {
 pub(crate) fn scalar_code(b: &[u8]) -> Option<Scalar> {
     let (mode, c) = match *b {
         [c] => return NATIVE_CODES.get(usize::from(c)).copied().flatten(),
+        [b'Z', c] => return complex_kind(c).map(Scalar::native),
         [p, c] => (Mode::from_prefix(p)?, c),
         _ => return None,
     };
@@ -668,6 +669,59 @@ impl ItemLayout {
     }
 }
 
+impl ItemLayout {
+    /// This layout with its size set to an exporter's `itemsize`, where the two can only
+    /// disagree about a struct's trailing padding: [`pad_to_itemsize`](ItemLayout::pad_to_itemsize)
+    /// when the struct is smaller; when it is larger, trimmed to `itemsize` as long as every
+    /// field still fits and the bytes given up are fewer than the struct's alignment (the
+    /// trailing padding the native rules add, never explicit `x` padding beyond it). Field
+    /// offsets are never changed.
+    ///
+    /// numpy describes packed structured dtypes (`align=False`) with formats that switch back
+    /// to native-alignment mode (`@`) for 0 or 1 records and for strided views: a 17-byte
+    /// record is written `T{I:frame:=d:score:@H:x:H:y:B:label:}`, whose fields end at byte 17
+    /// but which the native rules pad to 20. The items are 17 bytes: the exporter's
+    /// `itemsize` says so, and the fields agree.
+    ///
+    /// Returns `None` for a struct whose fields do not fit in `itemsize` or that is larger by
+    /// more than its alignment rounding, and for any other item whose size differs.
+    ///
+    /// ```
+    /// use pybuf::format::parse;
+    ///
+    /// let numpy = parse("T{I:frame:=d:score:@H:x:H:y:B:label:}").unwrap();
+    /// assert_eq!(numpy.size, 20);
+    /// assert_eq!(numpy.clone().fit_to_itemsize(17).unwrap().size, 17);
+    /// assert!(numpy.fit_to_itemsize(16).is_none()); // 'label' at byte 16 would not fit
+    /// assert!(parse("T{=d:a:}").unwrap().fit_to_itemsize(12).is_some());
+    /// assert!(parse("d").unwrap().fit_to_itemsize(4).is_none());
+    /// // explicit padding is not alignment padding
+    /// assert!(parse("T{B:a:3x}").unwrap().fit_to_itemsize(1).is_none());
+    /// ```
+    pub fn fit_to_itemsize(self, itemsize: usize) -> Option<ItemLayout> {
+        match &self.kind {
+            _ if self.size <= itemsize => self.pad_to_itemsize(itemsize),
+            ItemKind::Struct(fields) => {
+                let end = fields_end(fields);
+                (end <= itemsize && self.size - end < self.align).then_some(ItemLayout {
+                    size: itemsize,
+                    ..self
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The first byte after every field (0 for no fields).
+fn fields_end(fields: &[Field]) -> usize {
+    fields
+        .iter()
+        .map(|f| f.offset.saturating_add(f.layout.size))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A sub-array, or `None` if its size or its number of scalars (which bounds the counts that
 /// [`ItemLayout::matches`] multiplies, also for zero-size elements) exceeds [`MAX_ITEM_SIZE`].
 fn array(shape: Vec<usize>, elem: ItemLayout) -> Option<ItemLayout> {
@@ -712,6 +766,30 @@ mod tests {
         }
         // 18 scalar codes + s/p with native size, 16 (no n/N) + s/p with standard size, 3 complex
         assert_eq!(n, 3 * (18 + 2 + 3) + 4 * (16 + 2 + 3));
+    }
+
+    #[test]
+    fn fitting_trims_alignment_padding_only() {
+        let fit = |format: &str, itemsize: usize| {
+            parse(format)
+                .unwrap()
+                .fit_to_itemsize(itemsize)
+                .map(|item| item.size)
+        };
+        // numpy's packed dtype in native mode: fields end at 17, the native rules pad to 20
+        let numpy = "T{I:frame:=d:score:@H:x:H:y:B:label:}";
+        assert_eq!(fit(numpy, 17), Some(17));
+        assert_eq!(fit(numpy, 19), Some(19));
+        assert_eq!(fit(numpy, 16), None); // 'label' would not fit
+        assert_eq!(fit(numpy, 24), Some(24)); // padding, as before
+                                              // explicit padding, or more bytes than alignment rounding can add
+        assert_eq!(fit("T{B:a:3x}", 1), None);
+        assert_eq!(fit("1000000000000000000x", 1), None);
+        assert_eq!(fit("B3x", 1), None);
+        assert_eq!(fit("T{}", 0), Some(0));
+        // scalars and arrays never change size
+        assert_eq!(fit("d", 4), None);
+        assert_eq!(fit("3d", 16), None);
     }
 
     #[test]

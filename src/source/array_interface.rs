@@ -565,7 +565,7 @@ fn finish(
     // not move and is freed only by `release_interface`; the memory itself is kept alive by
     // `obj` (a strong reference), by the held `data` buffer or by the held capsule. No field
     // changes after this point. `release_interface` undoes exactly this.
-    Ok(unsafe { Filled::new(view, release_interface, source) })
+    Ok(unsafe { Filled::new(obj.py(), view, release_interface, source) })
 }
 
 /// With a data buffer, every item of the array must lie inside it. The layout is read with

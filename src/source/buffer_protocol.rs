@@ -69,6 +69,7 @@ fn get_buffer(obj: &Bound<'_, PyAny>, writable: bool) -> Result<Filled, Error> {
     // and pointers valid until `PyBuffer_Release`, the release function given here.
     Ok(unsafe {
         Filled::new(
+            py,
             view,
             release::release_buffer_protocol,
             Source::BufferProtocol,

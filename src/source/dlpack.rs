@@ -465,7 +465,7 @@ fn translate(obj: &Bound<'_, PyAny>, managed: Managed, request: Request) -> Resu
     // into it (heap storage that does not move), and the memory stays valid until the
     // deleter runs, which only `release_dlpack` (dropping the state) does. `obj` is a strong
     // reference to the producer. No field changes after this point.
-    Ok(unsafe { Filled::new(view, release_dlpack, P) })
+    Ok(unsafe { Filled::new(obj.py(), view, release_dlpack, P) })
 }
 
 /// The item of a DLPack acquisition's format in pybuf's own notation for element types

@@ -8,16 +8,20 @@
 //! (`crate::acquire`) serves every source, so every source gets the same checks, the same
 //! errors and the same release rules.
 //!
-//! What a source must guarantee for its `Py_buffer` while the `Acquired` lives: `buf`, `len`,
-//! `itemsize`, `readonly`, `ndim`, `format`, `shape`, `strides` and `suboffsets` keep their
-//! values, and every pointer among them stays valid (nothing else is trusted: the values are
-//! validated by `crate::acquire` and `crate::layout`). The release function is called exactly
-//! once, on a thread attached to the main interpreter, or never (after finalization).
+//! What a source must guarantee for its `Py_buffer`: while the `Acquired` lives, `buf`, `len`,
+//! `itemsize`, `readonly`, `ndim` and `obj` keep their values and `format` stays a valid
+//! string; `shape`, `strides` and `suboffsets` are valid at least until the acquisition has
+//! been validated (the layout is read then, while attached, and copied; only the buffer
+//! protocol's and the other protocols' own storage outlive that, which the numpy source's
+//! do not — see [`numpy`]). Nothing else is trusted: the values are validated by
+//! `crate::acquire` and `crate::layout`. The release function is called exactly once, on a
+//! thread attached to the main interpreter, or never (after finalization).
 
 pub(crate) mod array_interface;
 pub(crate) mod buffer_protocol;
 pub(crate) mod dlpack;
 mod names;
+pub(crate) mod numpy;
 
 use std::mem::ManuallyDrop;
 
@@ -38,6 +42,11 @@ pub enum Source {
     BufferProtocol,
     /// DLPack (`__dlpack__`).
     DLPack,
+    /// A `numpy.ndarray` of a built-in numeric or bool dtype in native byte order, read from
+    /// numpy's array struct directly (the fast path for numpy arrays; the result is the same
+    /// as through the buffer protocol, which numpy arrays of other dtypes and numpy
+    /// subclasses go through).
+    Numpy,
     /// numpy's array interface in C (`__array_struct__`).
     ArrayStruct,
     /// numpy's array interface in Python (`__array_interface__`).
@@ -99,17 +108,21 @@ unsafe impl Send for Filled {}
 unsafe impl Sync for Filled {}
 
 impl Filled {
-    /// Wraps a filled `Py_buffer`.
+    /// Wraps a filled `Py_buffer`. Tells the release machinery about the acquisition first
+    /// (`release::on_acquire`: it records the interpreter that releases must run on), so no
+    /// source can forget it.
     ///
     /// # Safety
     /// `view` was filled by `source` as the module documentation requires, has not been
     /// released, and `release` is the function that releases it.
     #[inline(always)]
     pub(crate) unsafe fn new(
+        py: Python<'_>,
         view: Box<ffi::Py_buffer>,
         release: ReleaseFn,
         source: Source,
     ) -> Filled {
+        release::on_acquire(py);
         Filled {
             view: ManuallyDrop::new(view),
             release,
@@ -184,10 +197,12 @@ impl Filled {
         request: Request,
     ) -> Option<Result<Filled, Error>> {
         match source {
-            Source::BufferProtocol => match buffer_protocol::acquire(obj, request) {
-                Err(Error::NotABuffer { .. }) => None,
-                result => Some(result),
-            },
+            Source::BufferProtocol | Source::Numpy => {
+                match buffer_protocol::acquire(obj, request) {
+                    Err(Error::NotABuffer { .. }) => None,
+                    result => Some(result),
+                }
+            }
             Source::DLPack => dlpack::acquire(obj, request),
             Source::ArrayStruct => array_interface::acquire_struct(obj, request),
             Source::ArrayInterface => array_interface::acquire_dict(obj, request),
