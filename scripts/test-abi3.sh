@@ -19,9 +19,8 @@ root=$PWD
 rust_only=0
 [ "${1:-}" = "--rust" ] && rust_only=1
 
-tests=(--lib --test core_errors --test core_exporters --test core_writes --test core_props
-       --test release --test export --test export_requests --test export_roundtrip
-       --test export_dlpack --test export_interface)
+tests=(--lib --test release)
+for f in tests/core_*.rs tests/export*.rs; do tests+=(--test "$(basename "$f" .rs)"); done
 
 (
   . scripts/env.sh
