@@ -5,6 +5,13 @@
 #   bash scripts/icount.sh                # build (bench profile), run, print the table
 #   bash scripts/icount.sh --update       # the same, and rewrite the table in BENCHMARKS.md
 #   bash scripts/icount.sh --n 50000      # more iterations per variant (default 20,000)
+#   bash scripts/icount.sh --abi3         # pybuf and its peers built for the stable ABI
+#                                         # (pyo3's abi3-py311), in target/abi3-pyX.Y
+#
+# The embedded CPython is scripts/env.sh's (3.11 unless PYBUF_PYTHON and PYBUF_VENV say
+# otherwise). Only the default build (full API, the default venv) writes target/icount and,
+# with --update, BENCHMARKS.md's main table; an --abi3 or other-interpreter run uses its own
+# target folder and writes target/icount-[abi3-]pyX.Y (scripts/icount-abi3.sh compares them).
 #
 # The program zeroes callgrind's counters before each variant's loop and dumps them after it
 # (client requests), so only the loop is counted; the dumps stay in target/icount/ (one file
@@ -16,17 +23,35 @@ cd "$(dirname "$0")/.."
 . scripts/env.sh
 
 update=0
+abi3=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --update) update=1 ;;
+    --abi3) abi3=1 ;;
     --n) args+=(--n "$2"); shift ;;
-    *) echo "usage: $0 [--update] [--n ITERATIONS]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--update] [--abi3] [--n ITERATIONS]" >&2; exit 2 ;;
   esac
   shift
 done
 
-bin=$(cargo bench --bench icount --no-run --message-format=json 2>/dev/null |
+version=$("$PYO3_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+features=()
+out=target/icount
+if [ "$abi3" = 1 ]; then
+  features=(--features pyo3/abi3-py311)
+  export CARGO_TARGET_DIR=$PWD/target/abi3-py$version
+  out=target/icount-abi3-py$version
+elif [ "$PYBUF_VENV" != "$PWD/.venv" ]; then
+  export CARGO_TARGET_DIR=$PWD/target/embed-py$version
+  out=target/icount-py$version
+fi
+if [ "$update" = 1 ] && [ "$out" != target/icount ]; then
+  echo "icount: --update rewrites the main table, which is the default build's (full API, .venv)" >&2
+  exit 2
+fi
+
+bin=$(cargo bench --bench icount --no-run "${features[@]}" --message-format=json 2>/dev/null |
   "$PYO3_PYTHON" -c '
 import json, sys
 for line in sys.stdin:
@@ -35,7 +60,6 @@ for line in sys.stdin:
         print(msg["executable"])')
 [ -x "$bin" ] || { echo "icount: build failed (run: cargo bench --bench icount --no-run)" >&2; exit 1; }
 
-out=target/icount
 rm -rf "$out"
 mkdir -p "$out"
 # One OpenBLAS thread (numpy's import would otherwise start idle worker threads); a fixed

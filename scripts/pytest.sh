@@ -56,6 +56,11 @@ for v in $versions; do
     cd python
     # The embedded-interpreter variables of env.sh are not wanted by a plain Python process.
     unset PYTHONPATH
+    # The venv is shared with scripts/pytest-abi3.sh: make sure this version's own build is
+    # the one imported, not the abi3 wheel that run installed.
+    "$PYBUF_VENV/bin/python" -c '
+import pybuf_testmod.pybuf_testmod as m
+assert not m.__file__.endswith(".abi3.so"), f"the abi3 build is installed: {m.__file__}"'
     "$PYBUF_VENV/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
   ) 2>&1 | tee "$log"; then
     counts=$(grep -E '^[0-9]+ (passed|failed)|^(=+ )?[0-9]+ passed' "$log" | tail -1 | tr -d '=')

@@ -125,7 +125,8 @@
 //! [`Buffer`], [`AnyBuffer`], [`ReadGuard`] and [`WriteGuard`] are `Send + Sync`: acquire
 //! while attached, then release the lock for heavy work with `py.detach(|| ...)` and use the
 //! guard's views inside (with rayon, for example). Dropping a handle never blocks: on an
-//! attached thread the buffer is released at once, anywhere else the release is queued for
+//! attached thread the buffer is released at once (except on a stable-ABI build running on
+//! CPython 3.11, [below](#stable-abi-abi3)), anywhere else the release is queued for
 //! the next safe point ([`flush_releases`], [`pending_releases`]).
 //!
 //! ```
@@ -145,6 +146,22 @@
 //! })
 //! .unwrap();
 //! ```
+
+//! ## Stable ABI (abi3)
+//!
+//! pybuf compiles unchanged when your pyo3 enables `abi3-py311` (or a later abi3 level), for
+//! one wheel that runs on every CPython from 3.11 on; there is no pybuf feature to enable. A
+//! lower abi3 level (`abi3-py39`, `abi3-py310`) stops the build with one message: the buffer
+//! protocol is in the limited API only from CPython 3.11. Every guarantee holds there, with
+//! one behavioural difference, on CPython 3.11 itself: a handle dropped on a thread attached
+//! to the interpreter is queued like a drop anywhere else (the limited API of 3.11 cannot
+//! tell whether the dropping thread is attached; see [`release`]), so it is released at the
+//! next acquisition, [`flush_releases`], pending call or exit rather than at once. Call
+//! `flush_releases(py)` before resizing a `bytearray` whose handle you have just dropped, when
+//! that code must also run from an abi3 wheel on 3.11. Exporter type names in messages are
+//! read through `PyType_GetFlags` and `__module__`/`__qualname__` there, computed once per
+//! static type; what the limited API costs per acquisition is in `BENCHMARKS.md`.
+//!
 
 //! ## Other protocols: DLPack and the array interface
 //!
@@ -178,8 +195,9 @@
 //! specification: `__dlpack_device__()` must name memory the CPU can read (`kDLCPU`,
 //! `kDLCUDAHost`, `kDLCUDAManaged`; otherwise [`Error::Device`]), `__dlpack__` is asked for
 //! `max_version=(1, 1)` (and `copy=False` for writing), versioned and legacy capsules are
-//! accepted, and the producer's deleter runs exactly once, when the handle is released (at
-//! once when attached, else at the next safe point, never after finalization). bfloat16 is
+//! accepted, and the producer's deleter runs exactly once, when the handle is released (as
+//! [above](#threads-and-the-interpreter-lock): at once when attached, else at the next safe
+//! point, never after finalization). bfloat16 is
 //! read as `half::bf16`; it has no PEP 3118 code, so only DLPack delivers it.
 //!
 //! What each costs per acquire + release of an 8-element float64 numpy array (instructions,

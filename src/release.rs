@@ -9,7 +9,7 @@
 //!
 //! | Where the handle is dropped | What happens |
 //! |---|---|
-//! | on a thread attached to the (main) interpreter | released at once |
+//! | on a thread attached to the (main) interpreter | released at once (queued instead on a stable-ABI build running on CPython 3.11, see [below](#how-attached-is-decided)) |
 //! | anywhere else (plain threads, inside `py.detach`, ...) | queued, released at the next safe point |
 //! | after interpreter finalization has begun, or once it has ended | leaked, never touched |
 //!
@@ -64,15 +64,22 @@
 //!   thread (`PyGILState_GetThisThreadState`) before its interpreter is compared.
 //! - **Stable ABI** (`Py_LIMITED_API`, pyo3's `abi3-py311` or later): the limited API has no
 //!   getter of the current thread state that tolerates "none" (`PyThreadState_Get` aborts the
-//!   process), and `PyGILState_Check` (not exposed there by pyo3 either) answers "yes" for
-//!   every thread once a sub-interpreter has ever existed. On 3.12+ the runtime's thread-local
+//!   process; `PyThreadState_GetDict` on 3.11 creates the dict of whichever thread holds the
+//!   GIL), and `PyGILState_Check` is not in the limited API at all (declared in
+//!   `cpython/pystate.h`, absent from the stable-ABI manifest through 3.13; besides, it
+//!   answers "yes" for every thread once a sub-interpreter has ever existed, and nothing in
+//!   the limited API tells when that happened). On 3.12+ the runtime's thread-local
 //!   makes `PyThreadState_GetDict()` an exact test (NULL, touching nothing, when this thread
 //!   has no current thread state; this thread's dict otherwise), after which
 //!   `PyInterpreterState_Get()` is safe and is compared with the main interpreter. On **3.11
 //!   under the stable ABI this cannot be decided soundly**: the current thread state is a
 //!   global there, and no limited-API call tells this thread's from another's without either
 //!   aborting or touching the other thread's state. So there every drop is queued (released
-//!   at the next acquisition, flush, pending call or exit), never released at once.
+//!   at the next acquisition, flush, pending call or exit), never released at once. A drop on
+//!   the main thread schedules the pending call itself, so Python code that runs on the main
+//!   thread next (the caller of an extension function, say) finds the buffer released; Rust
+//!   code that needs the memory back at once (to resize a `bytearray` it has just dropped a
+//!   handle of, without running Python code first) calls [`flush_releases`].
 //!
 //! `PyGILState_Check` is not used: it answers "yes" whenever sub-interpreters exist or the
 //! runtime is not initialized. A thread attached to a sub-interpreter queues the release for
@@ -671,6 +678,12 @@ mod tests {
         view
     }
 
+    /// Whether a drop on an attached thread releases at once: everywhere but a stable-ABI
+    /// build on CPython 3.11, where every drop is queued (see the module docs).
+    fn attached_releases_at_once(py: Python<'_>) -> bool {
+        !(cfg!(Py_LIMITED_API) && py.version_info() < (3, 12))
+    }
+
     /// A view that may cross threads in the tests (see `OwnedView`'s `Send` argument).
     struct Carry(OwnedView);
     impl Carry {
@@ -756,6 +769,12 @@ mod tests {
             assert_eq!(try_resize(&ba), Ok(()));
             assert_eq!(try_resize(&other), Err("BufferError".to_string()));
             release(again, release_buffer_protocol); // attached: at once
+            if !attached_releases_at_once(py) {
+                // (stable ABI on 3.11: queued, until the next drain; no Python code runs
+                // before the flush, so no pending call can drain it first)
+                assert_eq!(pending_releases(), 1);
+                assert_eq!(flush_releases(py), 1);
+            }
             assert_eq!(pending_releases(), 0);
             assert_eq!(try_resize(&other), Ok(()));
         });
@@ -809,6 +828,12 @@ mod tests {
             let view = acquire(ba.as_any());
             assert_eq!(try_resize(&ba), Err("BufferError".to_string()));
             release(view, release_buffer_protocol);
+            if !attached_releases_at_once(py) {
+                // (stable ABI on 3.11: queued, until the next drain; no Python code runs
+                // before the flush, so no pending call can drain it first)
+                assert_eq!(pending_releases(), 1);
+                assert_eq!(flush_releases(py), 1);
+            }
             assert_eq!(pending_releases(), 0);
             assert_eq!(try_resize(&ba), Ok(()));
         });

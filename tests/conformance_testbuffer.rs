@@ -440,6 +440,7 @@ fn check_case<'py>(g: &Bound<'py, PyDict>, nd: &Bound<'py, PyAny>) -> Result<(),
         Some(check) => check(g, nd, &t)?,
         None => return Err(format!("no typed element for format {:?}", t.format)),
     }
+    common::finish_attached_drops(g.py());
     let after: (isize, isize) = eval(g, "refcounts(_nd)").extract().unwrap();
     ensure_eq(
         after,
@@ -539,6 +540,7 @@ fn staticarray_legacy_mode_and_redirect_chains() {
                     Err(Error::ReadOnly { .. })
                 ));
             }
+            common::finish_attached_drops(py);
             let after: isize = eval(&g, &format!("sys.getrefcount({name})"))
                 .extract()
                 .unwrap();
@@ -619,6 +621,7 @@ fn held_buffers_are_exports_and_varexport_keeps_old_memory() {
         let buf = Buffer1::<i32>::get_mut(&nd).unwrap();
         assert!(!eval(&g, "push(nd)").extract::<bool>().unwrap());
         drop(buf);
+        common::finish_attached_drops(py);
         assert!(eval(&g, "push(nd)").extract::<bool>().unwrap());
         assert_eq!(
             eval(&g, "nd.tolist()").extract::<Vec<i32>>().unwrap(),

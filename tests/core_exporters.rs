@@ -127,6 +127,7 @@ fn mmap_buffers() {
         let buf = Buffer1::<u8>::get(&mm).unwrap();
         assert!(py.run(c"mm.close()", Some(&g), None).is_err());
         drop(buf);
+        common::finish_attached_drops(py);
         run(py, &g, "mm.close()");
     });
 }

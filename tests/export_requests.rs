@@ -32,10 +32,20 @@ fn request(obj: &Bound<'_, PyAny>, flags: i32) -> Option<(Filled, usize)> {
     let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), flags) };
     if rc != 0 {
         let err = PyErr::take(py).expect("a failed request sets an exception");
-        assert!(
-            err.is_instance_of::<pyo3::exceptions::PyBufferError>(py),
-            "flags {flags:#x}: refusal must be a BufferError, got {err}"
-        );
+        // CPython 3.13+ itself refuses a request of exactly `PyBUF_READ` (0x100) or
+        // `PyBUF_WRITE` (0x200), memoryview constants rather than request bits, with a
+        // SystemError before any exporter is asked (every exporter alike).
+        if py.version_info() >= (3, 13) && (flags == 0x100 || flags == 0x200) {
+            assert!(
+                err.is_instance_of::<pyo3::exceptions::PySystemError>(py),
+                "flags {flags:#x}: CPython's own refusal must be a SystemError, got {err}"
+            );
+        } else {
+            assert!(
+                err.is_instance_of::<pyo3::exceptions::PyBufferError>(py),
+                "flags {flags:#x}: refusal must be a BufferError, got {err}"
+            );
+        }
         return None;
     }
     // SAFETY: the request succeeded, so `view` is filled.

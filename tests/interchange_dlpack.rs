@@ -407,6 +407,7 @@ fn expect_error(
             "{expr}: an exception was left set"
         );
     }
+    common::finish_attached_drops(py);
     run(py, g, "gc.collect()");
     let calls: usize = eval(g, "p.dlpack_calls").extract().unwrap();
     let after = settled_refcount(g, "p");
@@ -595,6 +596,7 @@ fn deleter_runs_once_on_release_wherever_dropped() {
             "the consumed capsule must not call the deleter"
         );
         drop(b);
+        common::finish_attached_drops(py);
         assert_eq!(deleted(), 1);
         assert_eq!(settled_refcount(&g, "p"), before);
 
@@ -637,6 +639,7 @@ fn deleter_runs_once_on_release_wherever_dropped() {
              sys.unraisablehook = lambda u: caught.append(str(u.exc_value))",
         );
         drop(b);
+        common::finish_attached_drops(py);
         run(py, &g, "sys.unraisablehook = old_hook");
         assert_eq!(eval(&g, "q.deleted").extract::<usize>().unwrap(), 1);
         assert!(PyErr::take(py).is_none());

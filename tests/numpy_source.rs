@@ -205,6 +205,7 @@ fn the_handle_keeps_the_array_and_its_own_layout() {
             .extract::<isize>()
             .unwrap();
         drop(b);
+        common::finish_attached_drops(py);
         let after = eval(&g, "sys.getrefcount")
             .call1((&obj,))
             .unwrap()

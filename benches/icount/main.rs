@@ -268,7 +268,8 @@ fn main() {
     }
 }
 
-/// `"CPython 3.11.7, numpy 2.4.6"`.
+/// `"CPython 3.11.7, numpy 2.4.6"` (with `", stable ABI (abi3-py311 build)"` after the
+/// CPython version when pyo3 builds for the limited API).
 fn versions(py: Python<'_>) -> String {
     let python = py.version_info();
     let numpy: String = py
@@ -276,8 +277,13 @@ fn versions(py: Python<'_>) -> String {
         .and_then(|m| m.getattr("__version__"))
         .and_then(|v| v.extract())
         .unwrap_or_else(|_| "?".to_string());
+    let abi = if cfg!(Py_LIMITED_API) {
+        ", stable ABI (abi3-py311 build)"
+    } else {
+        ""
+    };
     format!(
-        "CPython {}.{}.{}, numpy {numpy}",
+        "CPython {}.{}.{}{abi}, numpy {numpy}",
         python.major, python.minor, python.patch
     )
 }

@@ -5,6 +5,7 @@
 use std::ffi::{c_char, CStr};
 use std::fmt;
 
+use pyo3::types::PyType;
 use pyo3::{ffi, prelude::*};
 
 use crate::format::FormatError;
@@ -133,12 +134,13 @@ impl FormatText {
 /// Recorded at acquisition, while attached: a heap type's name is Python-owned memory that
 /// `A.__name__ = ...`, `A.__qualname__ = ...` or `obj.__class__ = B` can free at any moment, so
 /// it is copied then. A static (non-heap) type is immortal and its name cannot be changed
-/// (CPython refuses `__name__`/`__qualname__` assignment on immutable types), so its `tp_name`
-/// is kept as a `'static` string without a copy.
+/// (CPython refuses `__name__`/`__qualname__` assignment on immutable types), so no copy per
+/// acquisition is needed: with the full C API its `tp_name` is kept as a `'static` string;
+/// under the stable ABI (`Py_LIMITED_API`), where `tp_name` cannot be read, its name is
+/// computed once per type and kept in a small process-wide table (`static_names`).
 #[derive(Clone)]
 pub(crate) enum ExporterName {
-    /// `tp_name` of a static type: a NUL-terminated string that lives as long as the process
-    /// (its length is only computed when a message needs it).
+    /// The name of a static type, kept for the rest of the process.
     Static(StaticName),
     /// A copy of a heap type's qualified name (boxed twice to keep the type one pointer
     /// wide on the acquisition path).
@@ -148,19 +150,15 @@ pub(crate) enum ExporterName {
 }
 
 impl ExporterName {
-    /// The name of `obj`'s type; for heap types only when `record` (it costs a Python call).
+    /// The name of `obj`'s type; for heap types only when `record` (it costs a Python call),
+    /// and so for static types under the stable ABI once `static_names` is full.
     #[inline(always)]
     pub(crate) fn of(obj: &Bound<'_, PyAny>, record: bool) -> ExporterName {
         let ty = obj.get_type_ptr();
-        // SAFETY: `obj` is alive and we are attached (it is bound), so its type object is alive
-        // and its `tp_flags` can be read.
-        let flags = unsafe { (*ty).tp_flags };
-        if flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
-            // SAFETY: `ty` is a live type object (see above); a static type is never
-            // deallocated and its `tp_name` is an immutable NUL-terminated string (CPython
-            // refuses to rename immutable types), so the pointer stays valid for the rest of
-            // the process, which is what `StaticName` requires.
-            return ExporterName::Static(StaticName(unsafe { (*ty).tp_name }));
+        if !is_heap_type(ty) {
+            if let Some(name) = StaticName::of(obj, ty) {
+                return ExporterName::Static(name);
+            }
         }
         if record {
             ExporterName::Owned(Box::new(type_name(obj).into()))
@@ -170,13 +168,22 @@ impl ExporterName {
     }
 }
 
+/// Whether `ty` (the type of a live object, read while attached) is a heap type.
+#[inline(always)]
+fn is_heap_type(ty: *mut ffi::PyTypeObject) -> bool {
+    // SAFETY (both variants): `ty` is the type of a live object and we are attached (the
+    // caller holds a `Bound`), so the type object is alive and its flags can be read.
+    #[cfg(not(Py_LIMITED_API))]
+    let flags = unsafe { (*ty).tp_flags };
+    #[cfg(Py_LIMITED_API)]
+    let flags = unsafe { ffi::PyType_GetFlags(ty) };
+    flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
+}
+
 impl fmt::Display for ExporterName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExporterName::Static(name) => {
-                let name = name.as_c_str().to_string_lossy();
-                f.write_str(name.strip_prefix("builtins.").unwrap_or(&name))
-            }
+            ExporterName::Static(name) => name.fmt(f),
             ExporterName::Owned(name) => f.write_str(name),
             ExporterName::Unrecorded => f.write_str("<exporter>"),
         }
@@ -186,34 +193,336 @@ impl fmt::Display for ExporterName {
 /// The `tp_name` of a static type.
 ///
 /// Invariant: the pointer is a NUL-terminated string that is never freed or changed (the
-/// only constructor is in [`ExporterName::of`], which argues it).
+/// only constructor is in [`StaticName::of`], which argues it).
+#[cfg(not(Py_LIMITED_API))]
 #[derive(Clone, Copy)]
 pub(crate) struct StaticName(*const c_char);
 
 // SAFETY: the string is immutable and lives as long as the process (the invariant), so it can
 // be read from any thread.
+#[cfg(not(Py_LIMITED_API))]
 unsafe impl Send for StaticName {}
 // SAFETY: as for `Send`.
+#[cfg(not(Py_LIMITED_API))]
 unsafe impl Sync for StaticName {}
 
+#[cfg(not(Py_LIMITED_API))]
 impl StaticName {
+    /// The name of the static type `ty` of `obj`: its `tp_name`, never `None` here.
+    #[inline(always)]
+    fn of(_obj: &Bound<'_, PyAny>, ty: *mut ffi::PyTypeObject) -> Option<StaticName> {
+        // SAFETY: `ty` is a live type object (the caller's `Bound` keeps an instance alive,
+        // attached); a static type is never deallocated and its `tp_name` is an immutable
+        // NUL-terminated string (CPython refuses to rename immutable types), so the pointer
+        // stays valid for the rest of the process, which is what `StaticName` requires.
+        Some(StaticName(unsafe { (*ty).tp_name }))
+    }
+
     fn as_c_str(&self) -> &'static CStr {
         // SAFETY: the type's invariant: NUL-terminated, immutable, never freed.
         unsafe { CStr::from_ptr(self.0) }
     }
 }
 
+#[cfg(not(Py_LIMITED_API))]
+impl fmt::Display for StaticName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.as_c_str().to_string_lossy();
+        f.write_str(name.strip_prefix("builtins.").unwrap_or(&name))
+    }
+}
+
+/// The name of a static type, from the process-wide table of [`static_names`].
+#[cfg(Py_LIMITED_API)]
+#[derive(Clone, Copy)]
+pub(crate) struct StaticName(&'static static_names::Entry);
+
+#[cfg(Py_LIMITED_API)]
+impl StaticName {
+    /// The name of the static type `ty` of `obj`, from the table (computed and entered on the
+    /// type's first acquisition); `None` when the table is full.
+    #[inline(always)]
+    fn of(obj: &Bound<'_, PyAny>, ty: *mut ffi::PyTypeObject) -> Option<StaticName> {
+        match static_names::lookup(ty) {
+            Some(entry) => Some(StaticName(entry)),
+            None => static_names::insert(&obj.get_type()).map(StaticName),
+        }
+    }
+}
+
+#[cfg(Py_LIMITED_API)]
+impl fmt::Display for StaticName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.name)
+    }
+}
+
+/// Names of static types under the stable ABI, computed once per type.
+///
+/// The limited API has no access to `tp_name`; `__module__` and `__qualname__` (what
+/// [`type_name`] reads) allocate Python strings, too slow for every acquisition of a `bytes`
+/// or an ndarray. A static type's name cannot change and the type is never deallocated
+/// (CPython never unloads extension modules), so its name is computed on the first
+/// acquisition from an object of that type and kept, keyed by the type's address, for the
+/// rest of the process. Lookups are lock-free: one multiply, a load per probed slot and a
+/// compare. The table is small and fixed (a process has a bounded number of static types
+/// that export buffers); when it is full, names of further static types are recorded like
+/// heap types' (a copy per acquisition, when a message may need it).
+///
+/// Entries are never removed: the names stay readable, from any thread, for the whole
+/// process. Should a static type ever be freed (only possible for a type that C code
+/// allocated and freed itself, outside what CPython supports for static types) and another
+/// static type take its address, messages would name the old type: a wrong word in a message,
+/// never a read of freed memory.
+#[cfg(Py_LIMITED_API)]
+mod static_names {
+    use std::ptr;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    use pyo3::types::PyType;
+    use pyo3::{ffi, prelude::*};
+
+    /// Slots in the table (a power of two).
+    pub(super) const SLOTS: usize = 64;
+    /// Slots probed (linearly) from a type's home slot before giving up.
+    const PROBES: usize = 8;
+
+    /// One static type's name.
+    pub(crate) struct Entry {
+        /// The type's address (compared only, never dereferenced).
+        ty: usize,
+        /// `numpy.ndarray`, `bytes`: [`super::type_name`]'s form.
+        pub(crate) name: Box<str>,
+    }
+
+    /// The table: each slot is NULL or a leaked `Entry`, set once and never changed.
+    static TABLE: [AtomicPtr<Entry>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+
+    /// The home slot of a type address (Fibonacci hashing: the top bits of a multiply).
+    #[inline(always)]
+    fn home(ty: usize) -> usize {
+        // (On 32-bit targets the constant is truncated: still odd, still a fine multiplier.)
+        ty.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+            >> (usize::BITS - SLOTS.trailing_zeros())
+    }
+
+    /// The entry of static type `ty`, if it has one.
+    #[inline(always)]
+    pub(crate) fn lookup(ty: *mut ffi::PyTypeObject) -> Option<&'static Entry> {
+        let ty = ty as usize;
+        let start = home(ty);
+        for k in 0..PROBES {
+            let slot = TABLE[(start + k) % SLOTS].load(Ordering::Acquire);
+            if slot.is_null() {
+                return None;
+            }
+            // SAFETY: a non-NULL slot points to a leaked `Entry`, fully written before it was
+            // published (the `Release` of `insert`'s compare-exchange, seen by the `Acquire`
+            // load above), and never freed or changed.
+            let entry: &'static Entry = unsafe { &*slot };
+            if entry.ty == ty {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// Computes the name of the static type `ty` and enters it; `None` when the table has
+    /// no free slot within reach or the name cannot be read (then nothing is entered).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn insert(ty: &Bound<'_, PyType>) -> Option<&'static Entry> {
+        let start = home(ty.as_type_ptr() as usize);
+        let window = (0..PROBES).map(|k| &TABLE[(start + k) % SLOTS]);
+        if window
+            .clone()
+            .all(|slot| !slot.load(Ordering::Acquire).is_null())
+        {
+            // No room: do not compute a name only to drop it (every acquisition of this
+            // type comes here).
+            return None;
+        }
+        let name = super::qualified_name(ty).ok()?;
+        let ty = ty.as_type_ptr() as usize;
+        let entry = Box::into_raw(Box::new(Entry {
+            ty,
+            name: name.into(),
+        }));
+        for slot in window {
+            match slot.compare_exchange(ptr::null_mut(), entry, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // SAFETY: published: leaked from here on, see `lookup`.
+                Ok(_) => return Some(unsafe { &*entry }),
+                Err(other) => {
+                    // SAFETY: as in `lookup`.
+                    let other: &'static Entry = unsafe { &*other };
+                    if other.ty == ty {
+                        // Another thread entered the same type first (same name): use its.
+                        // SAFETY: `entry` was never published; we own it.
+                        drop(unsafe { Box::from_raw(entry) });
+                        return Some(other);
+                    }
+                }
+            }
+        }
+        // SAFETY: never published; we own it.
+        drop(unsafe { Box::from_raw(entry) });
+        None
+    }
+}
+
 /// `numpy.ndarray`, `bytes`, `mymodule.Point`: the qualified name without `builtins.`.
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    use pyo3::types::PyTypeMethods;
-    let ty = obj.get_type();
+    qualified_name(&obj.get_type()).unwrap_or_else(|_| "<unknown type>".to_string())
+}
+
+/// [`type_name`] of instances of `ty` (its `__name__` when it has no `__module__`), or the
+/// error of reading its name.
+fn qualified_name(ty: &Bound<'_, PyType>) -> PyResult<String> {
     // a class without `__module__` (made by code run in a bare namespace) still has a name
     let name = ty
         .fully_qualified_name()
-        .or_else(|_| ty.name())
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "<unknown type>".to_string());
-    name.strip_prefix("builtins.")
+        .or_else(|_| ty.name())?
+        .to_string();
+    Ok(name
+        .strip_prefix("builtins.")
         .map(str::to_string)
-        .unwrap_or(name)
+        .unwrap_or(name))
+}
+
+#[cfg(all(test, Py_LIMITED_API))]
+mod tests {
+    //! The stable ABI's table of static type names. It is process-wide and these tests fill
+    //! it, so they run alone in a child process (the visible test re-executes this test
+    //! binary with `--exact <child> --ignored`).
+
+    use super::*;
+    use pyo3::types::{PyList, PyTuple};
+
+    #[test]
+    fn static_type_names_are_entered_once_and_the_full_table_falls_back() {
+        let exe = std::env::current_exe().expect("test binary path");
+        let out = std::process::Command::new(exe)
+            .args([
+                "source::names::tests::child_static_table",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .output()
+            .expect("spawn child test process");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("CHILD-OK"),
+            "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "child process of static_type_names_are_entered_once_and_the_full_table_falls_back"]
+    fn child_static_table() {
+        Python::attach(|py| {
+            // An instance of every static (non-heap) type in builtins that `T()` makes (the
+            // exceptions, int, list, ...) with the name Python gives its type: more types than
+            // the table has slots.
+            let ns = pyo3::types::PyDict::new(py);
+            py.run(
+                c"
+import builtins
+cases, seen = [], set()
+for t in vars(builtins).values():
+    if isinstance(t, type) and not t.__flags__ & (1 << 9) and t not in seen:
+        seen.add(t)
+        try:
+            obj = t()
+        except Exception:
+            continue
+        name = t.__qualname__ if t.__module__ == 'builtins' else f'{t.__module__}.{t.__qualname__}'
+        cases.append((obj, name))
+",
+                Some(&ns),
+                None,
+            )
+            .unwrap();
+            let cases = ns.get_item("cases").unwrap().unwrap();
+            let cases = cases.cast::<PyList>().unwrap();
+            assert!(
+                cases.len() > static_names::SLOTS,
+                "only {} static types",
+                cases.len()
+            );
+            let mut entered = Vec::new();
+            let mut refused = Vec::new();
+            for case in cases.iter() {
+                let case = case.cast::<PyTuple>().unwrap();
+                let obj = case.get_item(0).unwrap();
+                let expected: String = case.get_item(1).unwrap().extract().unwrap();
+                let ty = obj.get_type();
+                assert!(!is_heap_type(ty.as_type_ptr()), "{expected}");
+                assert!(
+                    static_names::lookup(ty.as_type_ptr()).is_none(),
+                    "{expected}"
+                );
+                // Not recorded on request, yet named: static types are entered regardless.
+                let name = ExporterName::of(&obj, false);
+                match &name {
+                    ExporterName::Static(_) => {
+                        assert_eq!(name.to_string(), expected);
+                        let entry = static_names::lookup(ty.as_type_ptr()).expect(&expected);
+                        assert_eq!(&*entry.name, expected);
+                        entered.push((obj, expected));
+                    }
+                    // The table has no room for it: recorded like a heap type's name, only
+                    // when asked for.
+                    ExporterName::Unrecorded => {
+                        assert!(static_names::lookup(ty.as_type_ptr()).is_none());
+                        let recorded = ExporterName::of(&obj, true);
+                        assert!(matches!(recorded, ExporterName::Owned(_)), "{expected}");
+                        assert_eq!(recorded.to_string(), expected);
+                        refused.push(expected);
+                    }
+                    ExporterName::Owned(_) => panic!("{expected}: copied though not asked"),
+                }
+            }
+            assert!(entered.len() <= static_names::SLOTS);
+            assert!(
+                entered.len() >= static_names::SLOTS / 2,
+                "{}",
+                entered.len()
+            );
+            assert!(!refused.is_empty());
+            // Entered names are found again, the same entry, from another thread too.
+            let entries: Vec<(usize, &'static static_names::Entry, String)> = entered
+                .iter()
+                .map(|(obj, expected)| {
+                    let ty = obj.get_type_ptr();
+                    (
+                        ty as usize,
+                        static_names::lookup(ty).unwrap(),
+                        expected.clone(),
+                    )
+                })
+                .collect();
+            py.detach(|| {
+                std::thread::spawn(move || {
+                    for (ty, entry, expected) in entries {
+                        let again = static_names::lookup(ty as *mut ffi::PyTypeObject).unwrap();
+                        assert!(std::ptr::eq(again, entry));
+                        assert_eq!(&*again.name, expected);
+                    }
+                })
+                .join()
+                .unwrap()
+            });
+            println!(
+                "{} static types entered, {} refused",
+                entered.len(),
+                refused.len()
+            );
+        });
+        println!("CHILD-OK");
+    }
 }

@@ -51,3 +51,24 @@ pub fn as_bytes<T: Copy>(v: &[T]) -> Vec<u8> {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
         .to_vec()
 }
+
+/// Whether a handle dropped on a thread attached to the interpreter is released at once. It
+/// is everywhere except in a stable-ABI build (pyo3's `abi3-py311`) running on CPython 3.11,
+/// where pybuf cannot tell an attached thread from a detached one with limited-API calls and
+/// queues every drop (see `pybuf::flush_releases` and the release module's documentation).
+pub fn attached_drops_release_at_once(py: Python<'_>) -> bool {
+    !(cfg!(Py_LIMITED_API) && py.version_info() < (3, 12))
+}
+
+/// Completes the releases of handles just dropped on this attached thread, so that the
+/// exporter's reference and export counts can be compared with what they were: nothing to do
+/// where such drops release at once, `flush_releases` where they are queued (see
+/// [`attached_drops_release_at_once`]). The caller's own checks then verify the documented
+/// behaviour of each case. (Other tests of the same binary acquire and drop concurrently, so
+/// the process-wide queue's length is not asserted here; `tests/release.rs` checks it exactly,
+/// one scenario per child process.)
+pub fn finish_attached_drops(py: Python<'_>) {
+    if !attached_drops_release_at_once(py) {
+        pybuf::flush_releases(py);
+    }
+}
