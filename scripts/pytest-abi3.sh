@@ -59,6 +59,9 @@ echo "== abi3 wheel: building once with Python ${first%%:*}"
     --interpreter "$PYBUF_VENV/bin/python" --out "$wheels"
 )
 wheel=$(ls "$wheels"/pybuf_testmod-*-cp311-abi3-*.whl)
+# CI (PYBUF_DISCARD_TARGETS=1): only the wheel is needed from here on.
+[ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] \
+  && find "$root/target/pytest/abi3" -mindepth 1 -maxdepth 1 ! -name wheels -exec rm -rf {} +
 echo "== abi3 wheel: $(basename "$wheel")"
 
 # Every CPython symbol the module imports must be in the 3.11 stable ABI (the list CPython's

@@ -9,6 +9,7 @@
 #
 #   PYBUF_PYTEST_VERSIONS="3.11 3.12"  restricts the versions (default: 3.9 .. 3.13)
 #   extra arguments are passed to pytest (e.g. `-k norm -x`)
+#   PYBUF_DISCARD_TARGETS=1  deletes each version's target folder after its run (CI: disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -71,6 +72,8 @@ assert not m.__file__.endswith(".abi3.so"), f"the abi3 build is installed: {m.__
     failed=1
   fi
   rm -f "$log"
+  # CI (PYBUF_DISCARD_TARGETS=1) frees each version's build once its run is over.
+  [ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] && rm -rf "$root/target/pytest/py$v"
 done
 
 echo "== pytest summary"

@@ -12,6 +12,7 @@
 #
 #   bash scripts/test-abi3.sh            # all three
 #   bash scripts/test-abi3.sh --rust     # 1 and 2 only
+#   PYBUF_DISCARD_TARGETS=1  deletes each target folder once its tests ran (CI: disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,6 +35,7 @@ for f in tests/core_*.rs tests/export*.rs; do tests+=(--test "$(basename "$f" .r
   grep -F "error: pybuf@" "$log" | grep -F "limited API (stable ABI, abi3) only from CPython 3.11" \
     || { cat "$log" >&2; echo "abi3-py310: not pybuf's message" >&2; exit 1; }
   rm -f "$log"
+  [ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] && rm -rf "$root/target/abi3-py310"
 
   v=$("$PYO3_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   echo "== cargo clippy --features pyo3/abi3-py311 (the limited-API code paths)"
@@ -44,6 +46,7 @@ for f in tests/core_*.rs tests/export*.rs; do tests+=(--test "$(basename "$f" .r
   echo "== cargo test --features pyo3/abi3-py311 (Python: $v)"
   CARGO_TARGET_DIR=$root/target/abi3-py$v cargo test --all-features \
     --features pyo3/abi3-py311 "${tests[@]}"
+  [ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] && rm -rf "$root/target/abi3-py$v" || true
 )
 
 newest=""
@@ -60,6 +63,7 @@ if [ -n "$newest" ]; then
     echo "== cargo test --features pyo3/abi3-py311 (Python: $v)"
     CARGO_TARGET_DIR=$root/target/abi3-py$v cargo test --all-features \
       --features pyo3/abi3-py311 "${tests[@]}"
+    [ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] && rm -rf "$root/target/abi3-py$v" || true
   )
 else
   echo "== no CPython 3.12+ found: the abi3 tests ran on 3.11 only"

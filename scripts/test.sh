@@ -24,6 +24,7 @@ if [ -n "$newest" ]; then
     . scripts/env.sh
     echo "== cargo test --test release (Python: $v)"
     CARGO_TARGET_DIR=target/embed-py$v cargo test --all-features --test release
+    [ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] && rm -rf "target/embed-py$v" || true
   )
 else
   echo "== no CPython 3.12+ found: the PEP 688 release tests ran as skips only"
