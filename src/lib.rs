@@ -200,11 +200,13 @@
 //! point, never after finalization). bfloat16 is
 //! read as `half::bf16`; it has no PEP 3118 code, so only DLPack delivers it.
 //!
-//! What each costs per acquire + release of an 8-element float64 numpy array (instructions,
-//! `valgrind --tool=callgrind`, `benches/interchange_icount.rs` and `scripts/icount.sh`):
-//! numpy's own struct about 450, the buffer protocol about 1,000, DLPack about 6,000 (two Python calls, numpy building and deleting a managed tensor),
-//! `__array_struct__` about 14,000 and `__array_interface__` about 36,000 through a Python
-//! property (most of it numpy building the capsule or the dict).
+//! What each costs per acquire + release of an 8-element float64 numpy array (instructions
+//! under `valgrind --tool=callgrind`, CPython 3.11, numpy 2.x; `scripts/icount.sh`, table in
+//! `BENCHMARKS.md`): numpy's own array struct about 440, the raw buffer protocol 637, DLPack
+//! about 6,000 (two Python method calls, `__dlpack_device__()` and `__dlpack__` with keyword
+//! arguments, and numpy building and freeing the managed tensor), `__array_struct__` about
+//! 15,000 and `__array_interface__` about 37,000 when they are Python properties (most of it
+//! numpy building the capsule or the dict).
 //!
 //! ```
 //! use pybuf::Buffer2;

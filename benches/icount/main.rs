@@ -85,6 +85,21 @@ a34 = np.arange(12, dtype=np.float64).reshape(3, 4)
 b16 = bytes(range(16))
 ba16 = bytearray(range(16))
 
+# a8 behind its __array_interface__ dict only (a property, as array libraries do)
+class ArrayInterfaceOnly:
+    @property
+    def __array_interface__(self):
+        return a8.__array_interface__
+
+# a8 behind its __array_struct__ capsule only
+class ArrayStructOnly:
+    @property
+    def __array_struct__(self):
+        return a8.__array_struct__
+
+ai8 = ArrayInterfaceOnly()
+as8 = ArrayStructOnly()
+
 arrays = [np.zeros(16) for _ in range({live} + {PROBES})]
 probes = arrays[:: len(arrays) // {PROBES}][:{PROBES}]
 probe_ids = {{id(a) for a in probes}}
@@ -307,9 +322,48 @@ fn run_all(py: Python<'_>, h: &mut Harness) -> String {
     assert!(others.len() >= LIVE_OTHERS[LIVE_OTHERS.len() - 1]);
 
     acquisition(h, &a8, &a34, &b16, &ba16);
+    interchange(
+        h,
+        &a8,
+        &common::attr(&data, "ai8"),
+        &common::attr(&data, "as8"),
+    );
     borrow(h, &a8, &probes, &others);
     element_access(h, &a8);
     versions(py)
+}
+
+/// Acquire + release of the same 8 × f64 array through the other protocols, against the raw
+/// buffer protocol: what DLPack and the array interface cost per call (there is no PyO3 or
+/// rust-numpy peer for them).
+fn interchange(
+    h: &mut Harness,
+    a8: &Bound<'_, PyAny>,
+    interface: &Bound<'_, PyAny>,
+    capsule: &Bound<'_, PyAny>,
+) {
+    let raw_ro = |obj: &Bound<'_, PyAny>| {
+        black_box(common::raw_acquire_release(black_box(obj)));
+    };
+    h.row("DLPack: `from_dlpack` + drop, 8 × f64 ndarray (`Buffer1<f64>`)")
+        .run(Imp::Raw, |_| raw_ro(a8))
+        .run(Imp::Pybuf, |_| {
+            drop(black_box(
+                Buffer1::<f64>::from_dlpack(black_box(a8)).unwrap(),
+            ))
+        });
+    h.row("`__array_interface__` dict: `get` + drop, 8 × f64 (`Buffer1<f64>`)")
+        .run(Imp::Raw, |_| raw_ro(a8))
+        .run(Imp::Pybuf, |_| {
+            drop(black_box(
+                Buffer1::<f64>::get(black_box(interface)).unwrap(),
+            ))
+        });
+    h.row("`__array_struct__` capsule: `get` + drop, 8 × f64 (`Buffer1<f64>`)")
+        .run(Imp::Raw, |_| raw_ro(a8))
+        .run(Imp::Pybuf, |_| {
+            drop(black_box(Buffer1::<f64>::get(black_box(capsule)).unwrap()))
+        });
 }
 
 /// Acquire + release (read-only and writable), typed and untyped.
