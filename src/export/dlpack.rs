@@ -16,7 +16,7 @@
 //! not referenced by the capsule at all; if it is gone by then, the last pin frees the data
 //! (plain Rust memory) on whichever thread runs the deleter.
 
-use std::ffi::c_void;
+use std::ffi::{c_void, CStr};
 use std::ptr::{self, NonNull};
 
 use pyo3::ffi;
@@ -229,6 +229,37 @@ impl Tensor {
     }
 }
 
+/// The two managed-tensor structs a capsule can carry: what the one capsule path below needs
+/// to know of each.
+trait Managed: Sized {
+    /// The name of a capsule whose tensor nobody has consumed yet.
+    const CAPSULE_NAME: &'static CStr;
+    /// The tensor's `manager_ctx`.
+    fn manager_ctx(&mut self) -> &mut *mut c_void;
+    /// The tensor's deleter.
+    fn deleter(&self) -> Option<unsafe extern "C" fn(*mut Self)>;
+}
+
+impl Managed for DLManagedTensorVersioned {
+    const CAPSULE_NAME: &'static CStr = VERSIONED_CAPSULE_NAME;
+    fn manager_ctx(&mut self) -> &mut *mut c_void {
+        &mut self.manager_ctx
+    }
+    fn deleter(&self) -> Option<unsafe extern "C" fn(*mut Self)> {
+        self.deleter
+    }
+}
+
+impl Managed for DLManagedTensor {
+    const CAPSULE_NAME: &'static CStr = LEGACY_CAPSULE_NAME;
+    fn manager_ctx(&mut self) -> &mut *mut c_void {
+        &mut self.manager_ctx
+    }
+    fn deleter(&self) -> Option<unsafe extern "C" fn(*mut Self)> {
+        self.deleter
+    }
+}
+
 fn versioned_capsule(
     py: Python<'_>,
     mut tensor: Tensor,
@@ -238,92 +269,75 @@ fn versioned_capsule(
     let managed = DLManagedTensorVersioned {
         version,
         manager_ctx: ptr::null_mut(),
-        deleter: Some(delete_versioned),
+        deleter: Some(delete::<DLManagedTensorVersioned>),
         flags,
         dl_tensor: tensor.dl_tensor(),
     };
-    let holder = tensor.into_holder(managed);
-    // SAFETY: `holder` is a live allocation we own; `managed` is its first field.
-    unsafe { (*holder).managed.manager_ctx = holder.cast() };
-    let pointer = NonNull::new(holder.cast::<c_void>()).expect("Box::into_raw is never null");
-    // SAFETY: the pointer is the managed tensor, valid until its deleter runs, which happens
-    // exactly once: through `destroy_versioned_capsule` while the capsule is unconsumed, or
-    // by the consumer that renamed it. The destructor is safe on any thread CPython runs it.
-    let capsule = unsafe {
-        PyCapsule::new_with_pointer_and_destructor(
-            py,
-            pointer,
-            VERSIONED_CAPSULE_NAME,
-            Some(destroy_versioned_capsule),
-        )
-    };
-    capsule.map_err(|err| {
-        // SAFETY: no capsule owns the tensor, so this is its one deleter call.
-        unsafe { delete_versioned(holder.cast()) };
-        Error::Python(err)
-    })
+    capsule(py, tensor, managed)
 }
 
 fn legacy_capsule(py: Python<'_>, mut tensor: Tensor) -> Result<Bound<'_, PyCapsule>, Error> {
     let managed = DLManagedTensor {
         dl_tensor: tensor.dl_tensor(),
         manager_ctx: ptr::null_mut(),
-        deleter: Some(delete_legacy),
+        deleter: Some(delete::<DLManagedTensor>),
     };
+    capsule(py, tensor, managed)
+}
+
+/// Moves `managed` (whose deleter is [`delete::<M>`]) and what `tensor` keeps into one
+/// [`Holder`] and wraps it in a capsule named `M::CAPSULE_NAME`.
+fn capsule<M: Managed>(
+    py: Python<'_>,
+    tensor: Tensor,
+    managed: M,
+) -> Result<Bound<'_, PyCapsule>, Error> {
     let holder = tensor.into_holder(managed);
     // SAFETY: `holder` is a live allocation we own; `managed` is its first field.
-    unsafe { (*holder).managed.manager_ctx = holder.cast() };
+    unsafe { *(*holder).managed.manager_ctx() = holder.cast() };
     let pointer = NonNull::new(holder.cast::<c_void>()).expect("Box::into_raw is never null");
-    // SAFETY: as in `versioned_capsule`.
+    // SAFETY: the pointer is the managed tensor, valid until its deleter runs, which happens
+    // exactly once: through `destroy_capsule` while the capsule is unconsumed (still named
+    // `M::CAPSULE_NAME`), or by the consumer that renamed it. The destructor is safe on any
+    // thread CPython runs it.
     let capsule = unsafe {
         PyCapsule::new_with_pointer_and_destructor(
             py,
             pointer,
-            LEGACY_CAPSULE_NAME,
-            Some(destroy_legacy_capsule),
+            M::CAPSULE_NAME,
+            Some(destroy_capsule::<M>),
         )
     };
     capsule.map_err(|err| {
         // SAFETY: no capsule owns the tensor, so this is its one deleter call.
-        unsafe { delete_legacy(holder.cast()) };
+        unsafe { delete::<M>(holder.cast()) };
         Error::Python(err)
     })
 }
 
-/// The deleter of versioned tensors: frees the holder (and with it the pin or the copy).
-/// Never touches Python, never blocks beyond the export's own lock: callable from any thread.
+/// The deleter of the tensors `capsule` makes: frees the holder (and with it the pin or the
+/// copy). Never touches Python, never blocks beyond the export's own lock: callable from any
+/// thread.
 ///
 /// # Safety
-/// `managed` is NULL or a tensor made by `versioned_capsule` whose deleter has not run.
-unsafe extern "C" fn delete_versioned(managed: *mut DLManagedTensorVersioned) {
+/// `managed` is NULL or a tensor made by [`capsule`] whose deleter has not run.
+unsafe extern "C" fn delete<M: Managed>(managed: *mut M) {
     if managed.is_null() {
         return;
     }
-    // SAFETY: the tensor is the first field of a `Holder` allocated by `Box::into_raw`, and
-    // the DLPack contract (the consumer or our capsule destructor calls the deleter once)
+    // SAFETY: the tensor is the first field of a `Holder<M>` allocated by `Box::into_raw`,
+    // and the DLPack contract (the consumer or our capsule destructor calls the deleter once)
     // makes this the only release of it.
-    drop(unsafe { Box::from_raw(managed.cast::<Holder<DLManagedTensorVersioned>>()) });
+    drop(unsafe { Box::from_raw(managed.cast::<Holder<M>>()) });
 }
 
-/// The deleter of legacy tensors; see [`delete_versioned`].
-///
-/// # Safety
-/// `managed` is NULL or a tensor made by `legacy_capsule` whose deleter has not run.
-unsafe extern "C" fn delete_legacy(managed: *mut DLManagedTensor) {
-    if managed.is_null() {
-        return;
-    }
-    // SAFETY: as in `delete_versioned`.
-    drop(unsafe { Box::from_raw(managed.cast::<Holder<DLManagedTensor>>()) });
-}
-
-/// Capsule destructor: a capsule still named `dltensor_versioned` was never consumed, so its
+/// Capsule destructor: a capsule still named `M::CAPSULE_NAME` was never consumed, so its
 /// tensor is still ours to delete; a renamed (`used_...`) one belongs to its consumer.
 ///
 /// # Safety
 /// Called by CPython with the capsule being destroyed.
-unsafe extern "C" fn destroy_versioned_capsule(capsule: *mut ffi::PyObject) {
-    let name = VERSIONED_CAPSULE_NAME.as_ptr();
+unsafe extern "C" fn destroy_capsule<M: Managed>(capsule: *mut ffi::PyObject) {
+    let name = M::CAPSULE_NAME.as_ptr();
     // SAFETY: `capsule` is a live capsule object (CPython is destroying it);
     // `PyCapsule_IsValid` only compares its name and never sets an exception.
     if unsafe { ffi::PyCapsule_IsValid(capsule, name) } == 0 {
@@ -331,35 +345,13 @@ unsafe extern "C" fn destroy_versioned_capsule(capsule: *mut ffi::PyObject) {
     }
     // SAFETY: the capsule is valid under this name, so this returns its pointer without
     // setting an exception.
-    let managed =
-        unsafe { ffi::PyCapsule_GetPointer(capsule, name) }.cast::<DLManagedTensorVersioned>();
+    let managed = unsafe { ffi::PyCapsule_GetPointer(capsule, name) }.cast::<M>();
     if managed.is_null() {
         return;
     }
-    // SAFETY: an unconsumed capsule still owns its tensor; its deleter has not run.
-    if let Some(deleter) = unsafe { (*managed).deleter } {
-        // SAFETY: the DLPack contract: one call, with the tensor itself.
-        unsafe { deleter(managed) };
-    }
-}
-
-/// Capsule destructor of legacy capsules (`dltensor`); see [`destroy_versioned_capsule`].
-///
-/// # Safety
-/// Called by CPython with the capsule being destroyed.
-unsafe extern "C" fn destroy_legacy_capsule(capsule: *mut ffi::PyObject) {
-    let name = LEGACY_CAPSULE_NAME.as_ptr();
-    // SAFETY: as in `destroy_versioned_capsule`.
-    if unsafe { ffi::PyCapsule_IsValid(capsule, name) } == 0 {
-        return;
-    }
-    // SAFETY: as in `destroy_versioned_capsule`.
-    let managed = unsafe { ffi::PyCapsule_GetPointer(capsule, name) }.cast::<DLManagedTensor>();
-    if managed.is_null() {
-        return;
-    }
-    // SAFETY: as in `destroy_versioned_capsule`.
-    if let Some(deleter) = unsafe { (*managed).deleter } {
+    // SAFETY: an unconsumed capsule still owns its tensor (an `M`, by its name); its deleter
+    // has not run.
+    if let Some(deleter) = unsafe { (*managed).deleter() } {
         // SAFETY: the DLPack contract: one call, with the tensor itself.
         unsafe { deleter(managed) };
     }
