@@ -24,12 +24,11 @@ for arg in "$@"; do
   esac
 done
 
+. scripts/pythons.sh
 newest="" newest_v=""
-for v in 3.13 3.12; do
-  for p in "$HOME/.pyenv/versions/$v".*/bin/python"$v"; do
-    [ -x "$p" ] && { newest=$p; newest_v=$v; break 2; }
-  done
-done
+if found=$(newest_python); then
+  newest_v=${found%% *} newest=${found#* }
+fi
 
 run() { [ "$merge_only" = 1 ] || env -u PYTHONPATH -u PYO3_PYTHON "$@" >/dev/null; }
 say() { [ "$merge_only" = 1 ] || echo "== icount: $*" >&2; }

@@ -18,13 +18,7 @@ root=$PWD
 
 versions=${PYBUF_ABI3_VERSIONS:-"3.11 3.12 3.13"}
 
-find_python() {
-  local v=$1 candidate
-  for candidate in "$HOME"/.pyenv/versions/"$v".*/bin/python"$v"; do
-    [ -x "$candidate" ] && { echo "$candidate"; return 0; }
-  done
-  command -v "python$v" 2>/dev/null || return 1
-}
+. scripts/pythons.sh
 
 # Sources env.sh for version $1's shared venv (in the calling subshell).
 use_venv() {

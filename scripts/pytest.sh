@@ -17,13 +17,7 @@ root=$PWD
 versions=${PYBUF_PYTEST_VERSIONS:-"3.9 3.10 3.11 3.12 3.13"}
 min_minor=9   # PyO3 0.30 supports CPython 3.9 and newer
 
-find_python() {
-  local v=$1 candidate
-  for candidate in "$HOME"/.pyenv/versions/"$v".*/bin/python"$v"; do
-    [ -x "$candidate" ] && { echo "$candidate"; return 0; }
-  done
-  command -v "python$v" 2>/dev/null || return 1
-}
+. scripts/pythons.sh
 
 summary=()
 failed=0

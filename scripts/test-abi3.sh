@@ -49,15 +49,10 @@ for f in tests/core_*.rs tests/export*.rs; do tests+=(--test "$(basename "$f" .r
   [ "${PYBUF_DISCARD_TARGETS:-0}" = 1 ] && rm -rf "$root/target/abi3-py$v" || true
 )
 
-newest=""
-for v in 3.13 3.12; do
-  for p in "$HOME/.pyenv/versions/$v".*/bin/python"$v"; do
-    [ -x "$p" ] && { newest=$p; break 2; }
-  done
-done
-if [ -n "$newest" ]; then
+. scripts/pythons.sh
+if found=$(newest_python); then
   (
-    v=$("$newest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    v=${found%% *} newest=${found#* }
     export PYBUF_PYTHON=$newest PYBUF_VENV=$root/.venv-py$v PYTHONPATH= PYO3_PYTHON=
     . scripts/env.sh
     echo "== cargo test --features pyo3/abi3-py311 (Python: $v)"

@@ -11,15 +11,10 @@ cd "$(dirname "$0")/.."
 )
 # The release tests again on the newest CPython present (3.12+ runs the PEP 688
 # `__release_buffer__` cases, which 3.11 skips), in a target folder of their own.
-newest=""
-for v in 3.13 3.12; do
-  for p in "$HOME/.pyenv/versions/$v".*/bin/python"$v"; do
-    [ -x "$p" ] && { newest=$p; break 2; }
-  done
-done
-if [ -n "$newest" ]; then
+. scripts/pythons.sh
+if found=$(newest_python); then
   (
-    v=$("$newest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    v=${found%% *} newest=${found#* }
     export PYBUF_PYTHON=$newest PYBUF_VENV=$PWD/.venv-py$v PYTHONPATH= PYO3_PYTHON=
     . scripts/env.sh
     echo "== cargo test --test release (Python: $v)"
