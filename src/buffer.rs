@@ -568,14 +568,24 @@ impl<T: Element, D: Dimension> Buffer<T, D> {
         if self.layout.suboffsets.is_some() {
             return Err(Error::Suboffsets);
         }
-        if let Some((axis, stride)) = self.layout.stride_not_multiple() {
+        if let Some((axis, stride)) = self.layout.stride_not_multiple(std::mem::size_of::<T>()) {
             return Err(Error::StrideNotMultiple {
                 axis,
                 stride,
                 itemsize: self.layout.itemsize,
             });
         }
-        if let Some(address) = self.layout.first_misaligned(std::mem::align_of::<T>()) {
+        let align = std::mem::align_of::<T>();
+        let misaligned = if std::mem::size_of::<T>() != 0 {
+            // Every stride that moves between items is a multiple of the item size (checked
+            // just above), which is `size_of::<T>()`, itself a multiple of `align_of::<T>()`:
+            // only the first item's address can be misaligned.
+            let base = self.layout.ptr as usize;
+            (self.layout.len != 0 && base % align != 0).then_some(base)
+        } else {
+            self.layout.first_misaligned(align)
+        };
+        if let Some(address) = misaligned {
             return Err(Error::Misaligned {
                 type_name: T::type_name(),
                 item: acquire::element_name::<T>(),

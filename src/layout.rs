@@ -118,10 +118,12 @@ impl<D: Dimension> Layout<D> {
             .map(|(_, &s)| base.wrapping_add_signed(s))
     }
 
-    /// The first axis whose stride is not a multiple of the item size (among axes that move
-    /// between distinct items).
-    pub fn stride_not_multiple(&self) -> Option<(usize, isize)> {
-        if self.len == 0 || self.itemsize == 0 {
+    /// The first axis whose stride is not a multiple of `itemsize` (among axes that move
+    /// between distinct items). Typed handles pass `size_of::<T>()` (their item size), a
+    /// constant the division folds into.
+    #[inline]
+    pub fn stride_not_multiple(&self, itemsize: usize) -> Option<(usize, isize)> {
+        if self.len == 0 || itemsize == 0 {
             return None;
         }
         self.shape
@@ -129,7 +131,7 @@ impl<D: Dimension> Layout<D> {
             .iter()
             .zip(self.strides())
             .enumerate()
-            .find(|(_, (&n, &s))| n > 1 && s.unsigned_abs() % self.itemsize != 0)
+            .find(|(_, (&n, &s))| n > 1 && s.unsigned_abs() % itemsize != 0)
             .map(|(axis, (_, &s))| (axis, s))
     }
 
