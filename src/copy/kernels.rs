@@ -7,12 +7,13 @@
 
 use super::plan::{Axis, Inner, Plan};
 
-/// Edge of the register-level tiles of a transpose, in items: 8 items of 8 bytes are one
+/// Edge of the small square tiles of a transpose, in items: 8 items of 8 bytes span one
 /// 64-byte cache line on each side.
 const TILE: usize = 8;
 
-/// Bytes of the read side a transpose block spans along its read-contiguous axis (one page):
-/// the reads within a block are long sequential runs, which the prefetchers follow.
+/// Bytes a transpose block spans along the read side's fastest axis (one 4 KiB page when that
+/// axis is contiguous): within a block the reads are runs this long, which hardware
+/// prefetchers follow. Tuned on one machine (a 2048² f64 transpose; see BENCHMARKS.md).
 const BLOCK_READ_BYTES: usize = 4096;
 
 /// Items a transpose block spans along its write-contiguous axis.
@@ -155,7 +156,8 @@ unsafe fn strided<M: Mover>(mover: M, from: *const u8, to: *mut u8, axis: Axis) 
 /// Copies the `x.len × y.len` items of two axes, where `x` is the read side's fastest axis and
 /// `y` the write side's. Blocks of [`BLOCK_READ_BYTES`] along `x` by [`BLOCK_WRITE_ITEMS`]
 /// along `y` are copied one after the other; within a block, [`TILE`]² tiles are visited
-/// along `x`, so the reads are [`TILE`] sequential streams, and each tile writes whole lines.
+/// along `x`, so the reads advance as [`TILE`] parallel streams, and each tile writes runs of
+/// [`TILE`] consecutive items along `y`.
 ///
 /// # Safety
 /// Every item `(i, j)`, `i < x.len`, `j < y.len`, is valid on both sides.

@@ -9,8 +9,8 @@
 //! - when the axis that is fastest in the buffer is also the contiguous side's innermost one
 //!   (steps, negative strides, broadcasting), items are copied along it one by one;
 //! - otherwise (transposed and permuted layouts) those two axes are copied in blocks of small
-//!   square tiles, so that reads run sequentially through the read side and every tile
-//!   writes whole cache lines;
+//!   square tiles, so that reads advance through the read side in long runs and each tile
+//!   writes short runs of consecutive items;
 //! - suboffsets (PIL-style indirection) are followed element by element.
 //!
 //! Items of 1, 2, 4, 8 and 16 bytes are moved with one load and one store each; other sizes
