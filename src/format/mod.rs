@@ -103,7 +103,8 @@
 //!   except named padding (`4x:v:`, numpy's void fields), which is a [`ScalarKind::Bytes`]
 //!   field. `T{}` is an empty struct of size 0 (numpy exports `np.dtype([])` so).
 //! * **Limits.** Sizes are capped at `isize::MAX` bytes, as in `struct`; nesting at
-//!   [`MAX_NESTING`] levels.
+//!   [`MAX_NESTING`] levels, where a format of several items counts as one (it is the struct
+//!   around them), so that every format written by [`ItemLayout::to_format`] parses again.
 //!
 //! # Differences from `struct.calcsize`
 //!

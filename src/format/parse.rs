@@ -80,6 +80,7 @@ pub fn parse_general(format: &str) -> Result<ItemLayout, FormatError> {
         pos: 0,
         mode: Mode::Native,
         depth: 0,
+        deepest_struct: None,
     }
     .parse_top()
 }
@@ -314,6 +315,9 @@ struct Parser<'a> {
     pos: usize,
     mode: Mode,
     depth: usize,
+    /// Where the first `T{` at the deepest allowed level ([`MAX_NESTING`]) opened, if any: a
+    /// format of several items is itself a struct around them, one level more.
+    deepest_struct: Option<usize>,
 }
 
 impl Parser<'_> {
@@ -357,6 +361,18 @@ impl Parser<'_> {
             if let Some(field) = m.fields.pop() {
                 return Ok(field.layout);
             }
+        }
+        // Anything else is a struct of the top-level items, which counts as a level of
+        // nesting: its format (`T{...}`, what `to_format` writes) must parse too.
+        if let Some(position) = self.deepest_struct {
+            return Err(self.error(
+                position,
+                format!(
+                    "at most {} nested 'T{{' structs in a format of several items (the \
+                     format is the outermost struct)",
+                    MAX_NESTING - 1
+                ),
+            ));
         }
         Ok(ItemLayout {
             size: m.offset,
@@ -475,6 +491,9 @@ impl Parser<'_> {
                 }
                 self.pos += 2;
                 self.depth += 1;
+                if self.depth == MAX_NESTING && self.deepest_struct.is_none() {
+                    self.deepest_struct = Some(code_pos);
+                }
                 let inner = self.parse_members(Some(code_pos))?;
                 self.depth -= 1;
                 let mut size = inner.offset;
@@ -748,6 +767,31 @@ fn scalar_count(item: &ItemLayout) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzz target: a top-level sequence around a struct nested 64 deep parsed,
+    /// but its `to_format` (`T{...}` around the sequence, 65 levels) did not.
+    #[test]
+    fn every_accepted_format_writes_a_format_that_parses() {
+        let nest = |depth: usize| format!("{}B{}", "T{".repeat(depth), "}".repeat(depth));
+        // what the fuzz target checks: the written format describes the same bytes
+        let round_trip = |format: &str| {
+            let item = parse(format).unwrap();
+            let again = parse(&item.to_format()).unwrap();
+            assert_eq!(again.size, item.size, "{format}");
+            assert!(again.matches(&item).is_ok(), "{format}");
+        };
+        let deepest = nest(MAX_NESTING);
+        round_trip(&deepest);
+        for top in ["xx", "e@e@xx", "B"] {
+            let err = parse(&format!("{top}{deepest}")).unwrap_err();
+            // the `T{` one level too deep
+            assert_eq!(err.position, top.len() + 2 * (MAX_NESTING - 1), "{err}");
+            assert!(err.to_string().contains("at most 63 nested"), "{err}");
+            round_trip(&format!("{top}{}", nest(MAX_NESTING - 1)));
+        }
+        let err = parse(&nest(MAX_NESTING + 1)).unwrap_err();
+        assert!(err.to_string().contains("at most 64 nested"), "{err}");
+    }
 
     #[test]
     fn fast_path_agrees_with_general_parser() {
