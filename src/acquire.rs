@@ -240,17 +240,9 @@ fn absorbed_layout<T: Element, D: Dimension>(
     let indirect = layout.suboffsets.as_ref().is_some_and(|sub| sub[last] >= 0);
     let contiguous = found_length <= 1 || stride.unsigned_abs() == layout.itemsize && stride > 0;
     if found_length != length || !contiguous || indirect {
-        let parsed;
-        let item = match item {
-            Some(item) => Some(item),
-            None => {
-                parsed = parse_item(acquired).ok();
-                parsed.as_ref()
-            }
-        };
         return Err(Error::TrailingAxis {
             expected: Box::new(expected::<T, D>()),
-            found: Box::new(found(acquired, item)?),
+            found: Box::new(found_parsing(acquired, item)?),
             length: found_length,
             stride,
             indirect,
@@ -392,15 +384,7 @@ fn dimensions_error<T: Element, D: Dimension>(
     acquired: &Acquired,
     item: Option<&ItemLayout>,
 ) -> Error {
-    let parsed;
-    let item = match item {
-        Some(item) => Some(item),
-        None => {
-            parsed = parse_item(acquired).ok();
-            parsed.as_ref()
-        }
-    };
-    match found(acquired, item) {
+    match found_parsing(acquired, item) {
         Ok(found) => Error::Dimensions {
             expected: Box::new(expected::<T, D>()),
             found: Box::new(found),
@@ -464,6 +448,16 @@ fn shown_itemsize(itemsize: isize, item: Option<&ItemLayout>) -> Option<isize> {
             None
         }
         _ => Some(itemsize),
+    }
+}
+
+/// [`found`], parsing the exporter's item first when the caller has not (the message shows it
+/// when it parses).
+#[cold]
+fn found_parsing(acquired: &Acquired, item: Option<&ItemLayout>) -> Result<Found, Error> {
+    match item {
+        Some(item) => found(acquired, Some(item)),
+        None => found(acquired, parse_item(acquired).ok().as_ref()),
     }
 }
 
