@@ -251,6 +251,8 @@ mod any;
 mod boolean;
 mod borrow;
 mod buffer;
+#[cfg(test)]
+mod child_test;
 mod copy;
 mod dispatch;
 pub mod dlpack;

@@ -628,36 +628,13 @@ mod tests {
     use pyo3::prelude::*;
     use pyo3::types::PyByteArray;
     use std::ffi::CString;
-    use std::process::Command;
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     /// Runs the ignored test `release::tests::<child>` alone in a fresh process and checks
     /// that it exited successfully and printed `marker`.
     fn run_child(child: &str, marker: &str) -> String {
-        let exe = std::env::current_exe().expect("test binary path");
-        let out = Command::new(exe)
-            .args([
-                &format!("release::tests::{child}"),
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .output()
-            .expect("spawn child test process");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "child {child} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            out.status
-        );
-        assert!(
-            stdout.contains(marker),
-            "child {child} did not print {marker:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        stdout
+        crate::child_test::run(&format!("release::tests::{child}"), marker)
     }
 
     /// A raw acquisition, as the core types do it: `PyObject_GetBuffer` into a box, then

@@ -483,24 +483,7 @@ mod tests {
 
     #[test]
     fn static_type_names_are_entered_once_and_the_full_table_falls_back() {
-        let exe = std::env::current_exe().expect("test binary path");
-        let out = std::process::Command::new(exe)
-            .args([
-                "source::names::tests::child_static_table",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .output()
-            .expect("spawn child test process");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("CHILD-OK"),
-            "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::child_test::run("source::names::tests::child_static_table", "CHILD-OK");
     }
 
     #[test]
