@@ -56,24 +56,12 @@ impl FormatText {
     /// A non-NULL `ptr` is a NUL-terminated string that stays valid for the call.
     #[inline(always)]
     pub(crate) unsafe fn copy(ptr: *const c_char) -> FormatText {
-        if ptr.is_null() {
-            return FormatText::inline(placed(b'B', 0));
-        }
         // Fast path: a short ASCII string, found and copied in one pass.
-        let mut word = 0;
-        for i in 0..=INLINE {
-            // SAFETY: a NUL-terminated string (caller's promise); we stop at its NUL, so every
-            // byte read is at or before it.
-            let byte = unsafe { *ptr.add(i) } as u8;
-            if byte == 0 {
-                return FormatText::inline(word);
-            }
-            if i == INLINE || !byte.is_ascii() {
-                break;
-            }
-            word |= placed(byte, i);
+        // SAFETY: forwarded from the caller.
+        if let Some(short) = unsafe { FormatText::at_most(ptr, INLINE) } {
+            return short;
         }
-        // SAFETY: as above.
+        // SAFETY: not NULL (`at_most` answers for NULL) and NUL-terminated (caller's promise).
         let all = unsafe { CStr::from_ptr(ptr) }.to_bytes();
         let spill = match std::str::from_utf8(all) {
             Ok(text) => Spill {
@@ -97,17 +85,29 @@ impl FormatText {
     /// As for [`FormatText::copy`].
     #[inline(always)]
     pub(crate) unsafe fn short(ptr: *const c_char) -> Option<FormatText> {
+        // SAFETY: forwarded from the caller.
+        unsafe { FormatText::at_most(ptr, 2) }
+    }
+
+    /// The format, inline, if it is at most `max` (≤ [`INLINE`]) ASCII bytes long (NULL is
+    /// `"B"`); `None` otherwise. Reads at most `max + 1` bytes, stopping at the NUL.
+    ///
+    /// # Safety
+    /// As for [`FormatText::copy`].
+    #[inline(always)]
+    unsafe fn at_most(ptr: *const c_char, max: usize) -> Option<FormatText> {
         if ptr.is_null() {
             return Some(FormatText::inline(placed(b'B', 0)));
         }
         let mut word = 0;
-        for i in 0..3 {
-            // SAFETY: NUL-terminated (caller's promise); we stop at the NUL.
+        for i in 0..=max {
+            // SAFETY: a NUL-terminated string (caller's promise); we stop at its NUL, so every
+            // byte read is at or before it.
             let byte = unsafe { *ptr.add(i) } as u8;
             if byte == 0 {
                 return Some(FormatText::inline(word));
             }
-            if i == 2 || !byte.is_ascii() {
+            if i == max || !byte.is_ascii() {
                 break;
             }
             word |= placed(byte, i);
